@@ -1,0 +1,1 @@
+"""The gateway <-> backend contract and the lock frame format, one versioned module each."""
