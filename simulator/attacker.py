@@ -146,7 +146,7 @@ class Attacker:
         try:
             peer = Peer(connection)
             await asyncio.wait_for(peer.request_mtu(ATTACK_MTU), GATT_STEP_TIMEOUT_S)
-            await asyncio.wait_for(peer.discover_all(), GATT_STEP_TIMEOUT_S)
+            await asyncio.wait_for(peer.discover_all(), GATT_STEP_TIMEOUT_S)  # type: ignore[no-untyped-call]
             characteristics = peer.get_characteristics_by_uuid(UUID(CONTROL_CHAR_UUID))
             if not characteristics:
                 return None, "the device has no CONTROL characteristic"

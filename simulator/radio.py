@@ -126,7 +126,7 @@ class HciTcpServer:
         self._parser = PacketParser(controller)
         self._client: _HciClientProtocol | None = None
         self._server: asyncio.Server | None = None
-        controller.host = self._sink  # type: ignore[assignment]  # duck-typed TransportSink
+        controller.host = self._sink
 
     @property
     def client_connected_now(self) -> bool:

@@ -71,7 +71,7 @@ class VirtualLock:
         self.name = advertised_name(spec.lock_id)
         self.present = True
         self._link = link
-        self._limbo = LocalLink()  # where the radio goes while the lock is out of range
+        self._limbo = LocalLink()  # type: ignore[no-untyped-call]  # out-of-range: adverts go nowhere
         self._adv_interval_ms = adv_interval_ms
         self._buffer: deque[bytes] = deque(maxlen=EVENT_BUFFER_LEN)
         self._wake_pump = asyncio.Event()
