@@ -1,0 +1,105 @@
+"""The backend's side of the gateway contract: hand out commands, record results and presence."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.clock import from_ms, to_ms
+from lock_gateway.protocol import gateway_api as api
+from models import Gateway, Lock, LockCommand, UnlockAttempt
+from models.unlock import AttemptState
+
+# The gateway's result moves an attempt only forward from these states; a lock record outranks it.
+_RESULT_STATES = {
+    api.CommandOutcome.ACKNOWLEDGED: AttemptState.ACKNOWLEDGED,
+    api.CommandOutcome.REJECTED_BY_LOCK: AttemptState.REJECTED_BY_LOCK,
+    api.CommandOutcome.NOT_DELIVERED: AttemptState.FAILED_NOT_DELIVERED,
+    api.CommandOutcome.UNKNOWN: AttemptState.UNKNOWN,
+}
+_OPEN_TO_RESULTS = {AttemptState.PENDING, AttemptState.SENT, AttemptState.EXPIRED, AttemptState.UNKNOWN}
+
+
+async def served_locks(session: AsyncSession, gateway: Gateway) -> api.LockAssignments:
+    locks = (await session.execute(select(Lock).where(Lock.gateway_id == gateway.id))).scalars().all()
+    return api.LockAssignments(
+        locks=[api.LockAssignment(lock_id=lock.id, ble_address=lock.ble_address) for lock in locks]
+    )
+
+
+async def take_commands(session: AsyncSession, gateway: Gateway, now: dt.datetime) -> list[api.Command]:
+    """Hand the gateway its undelivered, unexpired commands and mark their attempts sent."""
+    rows = (
+        await session.execute(
+            select(LockCommand, Lock.ble_address)
+            .join(Lock, Lock.id == LockCommand.lock_id)
+            .where(LockCommand.gateway_id == gateway.id, LockCommand.fetched_at.is_(None),
+                   LockCommand.expires_at > now)
+            .order_by(LockCommand.created_at)
+        )
+    ).all()
+    commands = []
+    for command, ble_address in rows:
+        claimed = await session.execute(
+            update(LockCommand).where(LockCommand.id == command.id, LockCommand.fetched_at.is_(None))
+            .values(fetched_at=now)
+        )
+        if not claimed.rowcount:  # type: ignore[attr-defined]
+            continue  # another long-poll of the same gateway got it first
+        await session.execute(
+            update(UnlockAttempt).where(UnlockAttempt.id == command.attempt_id,
+                                        UnlockAttempt.state == AttemptState.PENDING)
+            .values(state=AttemptState.SENT, updated_at=now)
+        )
+        commands.append(api.Command(
+            command_id=command.id, lock_id=command.lock_id, ble_address=ble_address,
+            frame_b64=api.encode_frame(command.frame), expires_at_ms=to_ms(command.expires_at),
+        ))
+    return commands
+
+
+async def record_results(session: AsyncSession, gateway: Gateway, results: list[api.CommandResult],
+                         now: dt.datetime) -> api.ResultsAck:
+    accepted: list[uuid.UUID] = []
+    for result in results:
+        command = await session.get(LockCommand, result.command_id)
+        if command is None or command.gateway_id != gateway.id:
+            continue  # not this gateway's command: not acknowledged, so it shows up in the gateway's logs
+        accepted.append(command.id)
+        if command.outcome is not None:
+            continue  # already recorded: idempotent
+        command.outcome, command.reject_reason = result.outcome.value, result.reject_reason
+        command.detail, command.reported_at = result.detail, from_ms(result.reported_at_ms)
+        attempt = await session.get(UnlockAttempt, command.attempt_id)
+        if attempt is not None and attempt.state in _OPEN_TO_RESULTS | {AttemptState.ACKNOWLEDGED}:
+            new_state = _RESULT_STATES[result.outcome]
+            if attempt.state is AttemptState.ACKNOWLEDGED and new_state is not AttemptState.ACKNOWLEDGED:
+                continue
+            attempt.state, attempt.updated_at = new_state, now
+    await session.flush()
+    return api.ResultsAck(accepted=accepted)
+
+
+async def record_heartbeat(session: AsyncSession, gateway: Gateway, beat: api.Heartbeat,
+                           now: dt.datetime) -> api.HeartbeatAck:
+    # Transit time is ignored: a few ms against drifts of seconds. Gateway offset = its clock - ours.
+    gateway_offset_ms = beat.sent_at_ms - to_ms(now)
+    gateway.last_seen_at, gateway.clock_offset_ms, gateway.queued_events = now, gateway_offset_ms, beat.queued_events
+    locks = {lock.id: lock for lock in
+             (await session.execute(select(Lock).where(Lock.gateway_id == gateway.id))).scalars().all()}
+    for presence in beat.locks:
+        lock = locks.get(presence.lock_id)
+        if lock is None:
+            continue
+        lock.connected = presence.connected
+        if presence.connected:
+            lock.last_seen_at = now
+        if presence.battery_pct is not None:
+            lock.battery_pct = presence.battery_pct
+        if presence.lock_clock_offset_ms is not None:
+            lock.clock_offset_ms = presence.lock_clock_offset_ms + gateway_offset_ms
+    await session.flush()
+    return api.HeartbeatAck(server_time_ms=to_ms(now))
