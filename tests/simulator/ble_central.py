@@ -100,7 +100,8 @@ class Central:
 async def hci_central(spec: str) -> AsyncIterator[Central]:
     transport = await asyncio.wait_for(open_transport(spec), STEP_TIMEOUT_S)
     try:
-        device = Device.with_hci("test-central", hci.Address.generate_static_address(), transport.source, transport.sink)
+        address = hci.Address.generate_static_address()
+        device = Device.with_hci("test-central", address, transport.source, transport.sink)
         await asyncio.wait_for(device.power_on(), STEP_TIMEOUT_S)
         yield Central(device)
     finally:

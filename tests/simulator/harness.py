@@ -34,7 +34,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def write_world(directory: Path, n_locks: int, clock_offsets_ms: dict[int, int] | None = None) -> tuple[Path, list[SeededLock]]:
+def write_world(
+    directory: Path, n_locks: int, clock_offsets_ms: dict[int, int] | None = None
+) -> tuple[Path, list[SeededLock]]:
     locks = [SeededLock(uuid.uuid4(), os.urandom(32), f"{101 + i}") for i in range(n_locks)]
     offsets = clock_offsets_ms or {}
     world = {

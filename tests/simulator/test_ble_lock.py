@@ -64,7 +64,8 @@ async def test_signed_unlock_is_acted_on_and_confirmed_by_signed_events(
     assert unlocked.verify(lock.key)
     assert not unlocked.verify(os.urandom(32))
     assert (unlocked.seq, locked.seq) == (1, 2)
-    assert locked.kind is EventKind.LOCKED and locked.verify(lock.key)
+    assert locked.kind is EventKind.LOCKED
+    assert locked.verify(lock.key)
     assert locked.occurred_at_ms - unlocked.occurred_at_ms >= 2_900
     state = await lock_state(simulator, lock)
     assert (state["actuations"], state["last_counter"], state["next_seq"], state["bolt"]) == (1, 1, 3, "locked")
