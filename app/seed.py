@@ -70,8 +70,10 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
     prop = Property(id=uuid.uuid4(), landlord_id=landlord.id, town_id=town.id, address=ADDRESS)
     gateway_token = new_token("gw")
     gateway = Gateway(id=uuid.uuid4(), property_id=prop.id, name=f"{ADDRESS}网关", token_digest=token_digest(gateway_token))
-    session.add_all([station, town, landlord, officer, prop, gateway])
-    await session.flush()
+    # Without ORM relationships the unit of work cannot order inserts by foreign key: flush one by one.
+    for row in (station, town, landlord, officer, prop, gateway):
+        session.add(row)
+        await session.flush()
 
     units: dict[str, Unit] = {}
     locks: dict[str, Lock] = {}
@@ -81,10 +83,10 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
         lock = Lock(id=lock_id, unit_id=unit.id, gateway_id=gateway.id, ble_address=ble_address_for(lock_id),
                     key=secrets.token_bytes(LOCK_KEY_LEN))
         units[label], locks[label] = unit, lock
-        session.add_all([unit])
+        session.add(unit)
         await session.flush()
         session.add(lock)
-    await session.flush()
+        await session.flush()
 
     people: dict[str, dict[str, Any]] = {}
     codes = []
@@ -93,6 +95,7 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
         session.add(person)
         await session.flush()
         session.add(Tenancy(tenant_id=person.id, unit_id=units[resident.unit].id, starts_at=now - dt.timedelta(days=30)))
+        await session.flush()
         code = f"HC-{secrets.token_hex(6).upper()}" if resident.colour else None
         if code:
             codes.append({"code": code, "colour": resident.colour})
