@@ -113,6 +113,5 @@ class GatewayService:
         await self.links.close()
         await self.backend.aclose()
         await self.queue.close()
-        if self.ble.adapter is not None:
-            await self.ble.adapter.close()
+        await self.ble.close()
         log.info("gateway_stopped")

@@ -73,23 +73,21 @@ class BumbleAdapter:
         self._on_lost.discard(callback)
 
     async def run(self) -> None:
-        """Keep the adapter up until cancelled."""
+        """Keep the adapter up until cancelled. The transport stays open after cancellation so links
+        can still be closed cleanly; call `close()` last."""
         backoff = Backoff(REOPEN_BACKOFF_BASE_S, REOPEN_BACKOFF_CAP_S)
-        try:
-            while True:
-                try:
-                    await self._open()
-                except (OSError, TimeoutError, core.BaseBumbleError) as exc:
-                    delay_s = backoff.next_delay_s()
-                    log.warning("ble_adapter_open_failed", hci=self.hci_spec, error=repr(exc),
-                                retry_in_s=round(delay_s, 2))
-                    await asyncio.sleep(delay_s)
-                    continue
-                backoff.reset()
-                log.info("ble_adapter_up", hci=self.hci_spec)
-                await self._watch()
-        finally:
-            await self.close()
+        while True:
+            try:
+                await self._open()
+            except (OSError, TimeoutError, core.BaseBumbleError) as exc:
+                delay_s = backoff.next_delay_s()
+                log.warning("ble_adapter_open_failed", hci=self.hci_spec, error=repr(exc),
+                            retry_in_s=round(delay_s, 2))
+                await asyncio.sleep(delay_s)
+                continue
+            backoff.reset()
+            log.info("ble_adapter_up", hci=self.hci_spec)
+            await self._watch()
 
     async def _open(self) -> None:
         async with asyncio.timeout(ADAPTER_START_TIMEOUT_S):
@@ -113,10 +111,10 @@ class BumbleAdapter:
             fut.exception()  # retrieved so asyncio does not log it as unhandled; _mark_lost logs instead
         self._mark_lost(generation, "HCI transport closed")
 
-    def _mark_lost(self, generation: int, why: str) -> None:
+    def _mark_lost(self, generation: int, why: str, *, expected: bool = False) -> None:
         if generation != self._generation or not self.up.is_set():
             return
-        log.warning("ble_adapter_lost", hci=self.hci_spec, why=why)
+        (log.info if expected else log.warning)("ble_adapter_down", hci=self.hci_spec, why=why)
         self.up.clear()
         self._device = None
         for callback in list(self._on_lost):
@@ -140,7 +138,7 @@ class BumbleAdapter:
             await _close_quietly(transport)
 
     async def close(self) -> None:
-        self._mark_lost(self._generation, "adapter closed")
+        self._mark_lost(self._generation, "adapter closed", expected=True)
         self._generation += 1
         transport, self._transport = self._transport, None
         if transport is not None:

@@ -35,8 +35,12 @@ class BleStack:
         if self.adapter is not None:
             await self.adapter.up.wait()
 
+    async def close(self) -> None:
+        if self.adapter is not None:
+            await self.adapter.close()
+
     async def run(self) -> None:
-        """Keep the adapter up until cancelled (the system backend manages its own adapter)."""
+        """Keep the adapter up until cancelled, then `close()` it (the system backend manages its own)."""
         if self.adapter is not None:
             await self.adapter.run()
         else:

@@ -33,6 +33,7 @@ from lock_gateway.protocol.gateway_api import (
 from lock_gateway.protocol.lock_frames import EventFrame, FrameError
 
 LONG_POLL_STEP_S = 0.05
+Auth = Annotated[str | None, Header()]
 
 
 def now_ms() -> int:
@@ -73,8 +74,6 @@ def create_fake_backend_app(state: FakeBackend) -> FastAPI:  # noqa: C901 - one 
         if state.down:
             raise HTTPException(503, "backend down (test knob)")
 
-    Auth = Annotated[str | None, Header()]
-
     @app.get(f"{PREFIX}/locks")
     async def locks(authorization: Auth = None) -> LockAssignments:
         check(authorization)
@@ -85,7 +84,8 @@ def create_fake_backend_app(state: FakeBackend) -> FastAPI:  # noqa: C901 - one 
                        authorization: Auth = None) -> CommandBatch:
         check(authorization)
         deadline = time.monotonic() + wait_ms / 1000
-        while not (taken := state.take_pending()) and time.monotonic() < deadline:
+        # Commands are queued from the test's thread, so a loop-bound asyncio.Event cannot be set there.
+        while not (taken := state.take_pending()) and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(LONG_POLL_STEP_S)
         return CommandBatch(commands=taken, server_time_ms=now_ms())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
@@ -26,9 +27,10 @@ async def _up(simulator: Simulator) -> tuple[BleStack, asyncio.Task[None]]:
     return stack, keeper
 
 
-async def _down(keeper: asyncio.Task[None]) -> None:
+async def _down(keeper: asyncio.Task[None], stack: BleStack) -> None:
     keeper.cancel()
     await asyncio.gather(keeper, return_exceptions=True)
+    await stack.close()
 
 
 async def test_connects_reads_writes_and_notifies_through_bleak(simulator: Simulator) -> None:
@@ -57,7 +59,7 @@ async def test_connects_reads_writes_and_notifies_through_bleak(simulator: Simul
                     await client.write_gatt_char(lock_frames.CONTROL_CHAR_UUID, forged, response=True)
                 assert refused.value.args[0] == lock_frames.ATT_REJECTION_BASE + RejectReason.BAD_MAC
     finally:
-        await _down(keeper)
+        await _down(keeper, stack)
 
 
 def _ghost(stack: BleStack) -> BLEDevice:
@@ -77,7 +79,7 @@ async def test_connect_timeout_is_enforced_by_the_backend(simulator: Simulator) 
             async with BleakClient(simulator.locks[1].address, timeout=3, **stack.client_kwargs) as client:
                 assert client.is_connected  # the initiator was freed by the timeout
     finally:
-        await _down(keeper)
+        await _down(keeper, stack)
 
 
 async def test_cancelled_connect_frees_the_initiator(simulator: Simulator) -> None:
@@ -91,4 +93,4 @@ async def test_cancelled_connect_frees_the_initiator(simulator: Simulator) -> No
             async with BleakClient(simulator.locks[0].address, timeout=3, **stack.client_kwargs) as client:
                 assert client.is_connected
     finally:
-        await _down(keeper)
+        await _down(keeper, stack)
