@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,19 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 async def run(args: argparse.Namespace) -> None:
     world = load_world(args.world)
     store = CounterStore(args.state_dir or args.world.resolve().parent)
@@ -84,11 +98,12 @@ async def run(args: argparse.Namespace) -> None:
         HCI_STEP_TIMEOUT_S * 2,
     )
     await hci_server.start(args.host, args.hci_port)
+    http_socket = _bind(args.host, args.http_port)  # a busy port fails here, as a clear OSError
     app = create_app(locks, attacker, HealthAuthority(world), SmsProvider(world.sms_api_key))
     server = _EmbeddedServer(uvicorn.Config(
         app, host=args.host, port=args.http_port, log_level="warning", access_log=False, lifespan="off",
     ))
-    http_task = asyncio.create_task(server.serve())
+    http_task = asyncio.create_task(server.serve(sockets=[http_socket]))
     try:
         async with asyncio.timeout(HTTP_START_TIMEOUT_S):
             while not server.started:

@@ -29,7 +29,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lock_gateway.protocol.lock_frames import LOCK_KEY_LEN
 
@@ -88,5 +88,16 @@ class World(_Strict):
         return self
 
 
+class WorldFileError(ValueError):
+    """The world file cannot be used. The message names fields, never their values (keys are secret)."""
+
+
 def load_world(path: Path) -> World:
-    return World.model_validate_json(path.read_text(encoding="utf-8"))
+    try:
+        return World.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        raise WorldFileError(f"world file {path} is invalid: {problems}") from None

@@ -7,6 +7,10 @@ import os
 import uuid
 
 import httpx
+import pytest
+from bumble import core, hci
+from bumble.device import Device
+from bumble.transport import open_transport
 
 from lock_gateway.protocol.lock_frames import (
     ATT_REJECTION_BASE,
@@ -143,3 +147,46 @@ async def test_a_vanished_lock_drops_its_link_and_comes_back(
             assert (await client.post(f"/locks/{lock.lock_id}/appear")).json()["present"] is True
             async with central.link(ble_address_for(lock.lock_id)) as link:
                 assert (await link.read_info()).lock_id == lock.lock_id
+
+
+async def wait_for_centrals(client: httpx.AsyncClient, lock: SeededLock, expected: int, timeout_s: float) -> None:
+    # Polling is the only way to watch another process's state over HTTP.
+    async with asyncio.timeout(timeout_s):
+        while (await client.get(f"/locks/{lock.lock_id}")).json()["centrals"] != expected:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_a_gateway_that_drops_its_hci_connection_frees_the_locks(
+    simulator: SimulatorProcess, locks: list[SeededLock]
+) -> None:
+    lock = locks[5]
+    async with httpx.AsyncClient(base_url=simulator.http_url, timeout=HTTP_TIMEOUT_S) as client:
+        transport = await asyncio.wait_for(open_transport(simulator.hci_spec), 5.0)
+        device = Device.with_hci("crashing-gateway", hci.Address.generate_static_address(),
+                                 transport.source, transport.sink)
+        await asyncio.wait_for(device.power_on(), 5.0)
+        target = hci.Address(ble_address_for(lock.lock_id), hci.Address.RANDOM_DEVICE_ADDRESS)
+        await asyncio.wait_for(device.connect(target, timeout=5.0), 6.0)
+        await wait_for_centrals(client, lock, 1, timeout_s=3.0)
+        await asyncio.wait_for(transport.close(), 5.0)  # the gateway process dies: no disconnect sent
+        await wait_for_centrals(client, lock, 0, timeout_s=3.0)
+        async with hci_central(simulator.hci_spec) as central, central.link(ble_address_for(lock.lock_id)) as link:
+            assert (await link.read_info()).lock_id == lock.lock_id
+
+
+async def test_connecting_to_an_absent_lock_times_out_and_leaves_the_dongle_usable(
+    simulator: SimulatorProcess, locks: list[SeededLock]
+) -> None:
+    absent, present = locks[6], locks[7]
+    async with httpx.AsyncClient(base_url=simulator.http_url, timeout=HTTP_TIMEOUT_S) as client:
+        await client.post(f"/locks/{absent.lock_id}/vanish")
+        try:
+            async with hci_central(simulator.hci_spec) as central:
+                target = hci.Address(ble_address_for(absent.lock_id), hci.Address.RANDOM_DEVICE_ADDRESS)
+                with pytest.raises((core.BaseBumbleError, TimeoutError)):
+                    # bumble cancels the pending connect after 1 s; the dongle must complete the cancel.
+                    await asyncio.wait_for(central.device.connect(target, timeout=1.0), 4.0)
+                async with central.link(ble_address_for(present.lock_id)) as link:
+                    assert (await link.read_info()).lock_id == present.lock_id
+        finally:
+            await client.post(f"/locks/{absent.lock_id}/appear")
