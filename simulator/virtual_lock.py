@@ -24,6 +24,8 @@ import contextlib
 import logging
 import struct
 from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from bumble import att, gatt, hci
 from bumble.core import UUID, AdvertisingData
@@ -63,6 +65,26 @@ MANUFACTURER_ID = 0xFFFF  # Bluetooth SIG id reserved for tests: we are not a re
 _SUPERVISION_TIMEOUT = hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR
 
 
+class _OneShotTimer:
+    """A restartable timer: starting it again replaces the pending expiry."""
+
+    def __init__(self) -> None:
+        self._handle: asyncio.TimerHandle | None = None
+
+    def start(self, delay_s: float, callback: Callable[[], None]) -> None:
+        self.cancel()
+        self._handle = asyncio.get_running_loop().call_later(delay_s, self._fire, callback)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self, callback: Callable[[], None]) -> None:
+        self._handle = None
+        callback()
+
+
 class VirtualLock:
     def __init__(self, spec: LockSpec, link: LocalLink, store: CounterStore, adv_interval_ms: float) -> None:
         self.spec = spec
@@ -76,8 +98,8 @@ class VirtualLock:
         self._buffer: deque[bytes] = deque(maxlen=EVENT_BUFFER_LEN)
         self._wake_pump = asyncio.Event()
         self._advert_changed = asyncio.Event()
-        self._relock_timer: asyncio.TimerHandle | None = None
-        self._door_timer: asyncio.TimerHandle | None = None
+        self._relock_timer = _OneShotTimer()
+        self._door_timer = _OneShotTimer()
         self._tasks: set[asyncio.Task[None]] = set()
         self.firmware = LockFirmware(
             lock_id=spec.lock_id, key=spec.key, store=store, battery_pct=spec.battery_pct,
@@ -114,15 +136,14 @@ class VirtualLock:
         self._spawn(self._keep_advertising())
 
     async def stop(self) -> None:
-        for timer in (self._relock_timer, self._door_timer):
-            if timer is not None:
-                timer.cancel()
+        self._relock_timer.cancel()
+        self._door_timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -184,33 +205,24 @@ class VirtualLock:
             log.info("%s: command rejected: %s", self.name, rejected.reason.name)
             raise att.ATT_Error(ATT_REJECTION_BASE + rejected.reason) from rejected
         if not self.firmware.bolt_locked:
-            self._restart_timer("_relock_timer", RELOCK_AFTER_S, self.firmware.relock_due)
+            self._relock_timer.start(RELOCK_AFTER_S, self.firmware.relock_due)
 
     # ------------------------------------------------------------------ door knobs
     def open_door(self, from_inside: bool) -> None:
         self.firmware.open_door(from_inside)
-        self._restart_timer("_door_timer", DOOR_CLOSE_AFTER_S, self._door_closer)
+        self._door_timer.start(DOOR_CLOSE_AFTER_S, self._door_closer)
 
     def close_door(self) -> None:
         self.firmware.close_door()
-        if self._door_timer is not None:
-            self._door_timer.cancel()
-            self._door_timer = None
+        self._door_timer.cancel()
 
     def set_battery(self, pct: int) -> None:
         self.firmware.set_battery(pct)
         self._advert_changed.set()
 
     def _door_closer(self) -> None:
-        self._door_timer = None
         if self.firmware.door_open:
             self.firmware.close_door()
-
-    def _restart_timer(self, attr: str, delay_s: float, callback: object) -> None:
-        previous: asyncio.TimerHandle | None = getattr(self, attr)
-        if previous is not None:
-            previous.cancel()
-        setattr(self, attr, asyncio.get_running_loop().call_later(delay_s, callback))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ events
     def _queue_event(self, frame: EventFrame) -> None:
