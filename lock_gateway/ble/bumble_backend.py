@@ -42,6 +42,9 @@ GATT_OP_TIMEOUT_S = 5.0
 DISCONNECT_TIMEOUT_S = 2.0
 # Left of the connect deadline for cancelling the pending connection cleanly ourselves.
 CONNECT_CANCEL_MARGIN_S = 0.3
+# Cancelling a pending connect: tries, and how long each waits for the controller to confirm.
+CONNECT_CANCEL_ATTEMPTS = 3
+CONNECT_CANCEL_CONFIRM_S = 0.5
 # Largest ATT MTU of BLE 4.2+; lock frames fit in one PDU at this size.
 PREFERRED_MTU = 247
 DEFAULT_ATT_MTU = 23
@@ -133,20 +136,32 @@ class BumbleBleakClient(BaseBleakClient):
         async with self._adapter.connect_gate:
             device = self._adapter.require_device()
             budget_s = max(0.05, deadline - loop.time() - CONNECT_CANCEL_MARGIN_S)
+            attempt = asyncio.ensure_future(device.connect(peer_address, timeout=budget_s))
             try:
-                return await device.connect(peer_address, timeout=budget_s)
-            except (asyncio.CancelledError, TimeoutError):
-                # Interrupted from outside: free the controller's single initiator while we still hold
-                # the gate, so we can never cancel somebody else's attempt.
-                await self._cancel_pending_connection(device)
+                return await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                # Interrupted from outside: free the controller's single initiator before releasing
+                # the gate, so no later connect finds it busy and we never cancel somebody else's.
+                await self._abort_connect(device, attempt)
                 raise
 
-    async def _cancel_pending_connection(self, device: Device) -> None:
-        if not self._adapter.is_current(device):
+    async def _abort_connect(self, device: Device, attempt: asyncio.Future[Connection]) -> None:
+        """Cancel at the controller and let bumble's connect finish. The cancel is repeated because
+        the create command may still be on its way to the controller when the first cancel lands."""
+        for _ in range(CONNECT_CANCEL_ATTEMPTS):
+            if attempt.done() or not self._adapter.is_current(device):
+                break
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(HCI_COMMAND_TIMEOUT_S):
+                    await device.send_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+            await asyncio.wait([attempt], timeout=CONNECT_CANCEL_CONFIRM_S)
+        if not attempt.done():
+            attempt.cancel()
             return
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(HCI_COMMAND_TIMEOUT_S):
-                await device.send_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        connection = attempt.result()  # connected just as we gave up: nobody will use this link
+        self._spawn(_disconnect_quietly(connection))
 
     def _attach(self, connection: Connection) -> None:
         self._connection = connection
@@ -281,3 +296,9 @@ class BumbleBleakClient(BaseBleakClient):
         peer = self._require_peer()
         deliver = self._subscriptions.pop(characteristic.handle, None)
         await self._gatt(peer.unsubscribe(characteristic.obj, deliver))
+
+
+async def _disconnect_quietly(connection: Connection) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
+            await connection.disconnect()

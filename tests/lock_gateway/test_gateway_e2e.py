@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import pytest
 
 from lock_gateway.protocol.gateway_api import CommandOutcome, CommandResult, LockAssignment
 from lock_gateway.protocol.lock_frames import EventKind, RejectReason
-from tests.lock_gateway.conftest import GatewayStarter, SimLock, Simulator, stop_process, wait_until
+from tests.lock_gateway.conftest import REPO_ROOT, GatewayStarter, SimLock, Simulator, stop_process, wait_until
 from tests.lock_gateway.fake_backend import FakeBackend, now_ms
 
 pytestmark = pytest.mark.e2e
@@ -137,3 +140,20 @@ def test_events_wait_out_a_backend_outage_and_a_gateway_restart(
     assert {seq for _, seq in fake_backend.events} == set(range(1, emitted + 1))
     wait_until(lambda: len(fake_backend.heartbeats) > beats_before and
                fake_backend.heartbeats[-1].queued_events == 0, RESULT_TIMEOUT_S, "empty queue reported")
+
+
+def test_a_refused_token_stops_the_gateway_with_a_clear_error(fake_backend: FakeBackend, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "HEALTHLOCK_GATEWAY_BACKEND_URL": fake_backend.url,
+        "HEALTHLOCK_GATEWAY_TOKEN": "revoked-token-value",
+        "HEALTHLOCK_GATEWAY_QUEUE_PATH": str(tmp_path / "q.sqlite3"),
+        "HEALTHLOCK_GATEWAY_BLE_BACKEND": "bumble",
+        "HEALTHLOCK_GATEWAY_BUMBLE_HCI": "tcp-client:127.0.0.1:9",  # nothing there: BLE is not the point
+    }
+    done = subprocess.run([sys.executable, "-m", "lock_gateway"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert "gateway ready" not in done.stdout
+    assert "gateway_token_refused_stopping" in done.stderr
+    assert "revoked-token-value" not in done.stderr  # the token never reaches the log
