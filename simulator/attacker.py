@@ -158,8 +158,9 @@ class Attacker:
                 return int(exc.error_code), None
             return None, None
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.disconnect(), DISCONNECT_TIMEOUT_S)
+            if connection.handle in self._device.connections:  # the lock may have vanished meanwhile
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.disconnect(), DISCONNECT_TIMEOUT_S)
 
     async def _heard(self, target: hci.Address) -> bool:
         heard = asyncio.get_running_loop().create_future()

@@ -92,8 +92,9 @@ class Central:
             await asyncio.wait_for(peer.discover_all(), STEP_TIMEOUT_S)
             yield LockLink(connection, peer)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.disconnect(), STEP_TIMEOUT_S)
+            if connection.handle in self.device.connections:  # not already dropped by the lock
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.disconnect(), STEP_TIMEOUT_S)
 
 
 @contextlib.asynccontextmanager
