@@ -4,6 +4,7 @@ talking to a real simulator process for the health authority and the SMS provide
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import secrets
@@ -21,11 +22,23 @@ from fastapi import FastAPI
 
 from app.db import make_engine, make_session_factory
 from app.main import create_app
-from app.seed import seed_demo_world
+from app.seed import DEMO_PASSWORD, seed_demo_world
 from app.settings import Settings
+from tests.app.harness import World, open_db
 
 SIM_READY_TIMEOUT_S = 30.0
 AUTHORITY_KEY, SMS_KEY = "test-authority-key", "test-sms-key"
+
+
+def _cheap_password_hash(password: str) -> str:
+    """The stored format of app.auth.secrets with a tiny scrypt cost: sign-ins take ~1 ms, not ~130 ms."""
+    salt = secrets.token_bytes(16)
+    n, r, p = 2**4, 8, 1
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+DEMO_PASSWORD_HASH = _cheap_password_hash(DEMO_PASSWORD)
 
 
 def _free_port() -> int:
@@ -37,6 +50,8 @@ def _free_port() -> int:
 @dataclass(frozen=True)
 class SimulatorProcess:
     url: str
+    # One client for the session: a new httpx.Client per call builds an SSL context (~0.1 s each).
+    http: httpx.Client
 
     @property
     def authority_url(self) -> str:
@@ -47,14 +62,14 @@ class SimulatorProcess:
         return f"{self.url}/sms/v1"
 
     def set_colour(self, code: str, colour: str) -> None:
-        httpx.put(f"{self.authority_url}/health-codes/{code}", json={"colour": colour},
-                  headers={"X-Api-Key": AUTHORITY_KEY}, timeout=5).raise_for_status()
+        self.http.put(f"{self.authority_url}/health-codes/{code}", json={"colour": colour},
+                      headers={"X-Api-Key": AUTHORITY_KEY}).raise_for_status()
 
     def outage(self, service: str, down: bool) -> None:
-        httpx.post(f"{self.url}/{service}/v1/outage", json={"down": down}, timeout=5).raise_for_status()
+        self.http.post(f"{self.url}/{service}/v1/outage", json={"down": down}).raise_for_status()
 
     def sms_messages(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = httpx.get(f"{self.sms_url}/messages", timeout=5).json()["messages"]
+        messages: list[dict[str, Any]] = self.http.get(f"{self.sms_url}/messages").json()["messages"]
         return messages
 
 
@@ -67,7 +82,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPro
                                  "sms_api_key": SMS_KEY}))
     http_port, hci_port = _free_port(), _free_port()
     log = (workdir / "simulator.log").open("wb")
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         [sys.executable, "-m", "simulator", "--world", str(world), "--http-port", str(http_port),
          "--hci-port", str(hci_port), "--state-dir", str(workdir / "state")],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -84,7 +99,8 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPro
         assert time.monotonic() < deadline, "simulator did not start"
         time.sleep(0.1)
     try:
-        yield SimulatorProcess(url)
+        with httpx.Client(timeout=5, trust_env=False) as http:
+            yield SimulatorProcess(url, http)
     finally:
         process.terminate()
         process.wait(10)
@@ -104,7 +120,7 @@ class Backend:
         manifest: dict[str, Any] = self.world["manifest"]
         return manifest
 
-    async def login(self, phone: str, password: str = "healthlock-demo") -> dict[str, str]:
+    async def login(self, phone: str, password: str = "healthlock-demo") -> dict[str, str]:  # noqa: S107
         r = await self.client.post("/api/v1/auth/login", json={"phone": phone, "password": password})
         assert r.status_code == 200, r.text
         return {"Authorization": f"Bearer {r.json()['token']}"}
@@ -122,7 +138,7 @@ async def backend(database_url: str, simulator: SimulatorProcess) -> AsyncIterat
     """The app with its lifespan running, seeded; requests go through ASGITransport."""
     engine = make_engine(database_url)
     async with make_session_factory(engine)() as session, session.begin():
-        world = await seed_demo_world(session, dt.datetime.now(dt.UTC))
+        world = await seed_demo_world(session, dt.datetime.now(dt.UTC), DEMO_PASSWORD_HASH)
     await engine.dispose()
     for code in world["simulator_world"]["health_codes"]:
         simulator.set_colour(code["code"], code["colour"])
@@ -140,3 +156,10 @@ async def backend(database_url: str, simulator: SimulatorProcess) -> AsyncIterat
     simulator.outage("sms", False)
 
 
+
+
+@pytest.fixture
+async def world(backend: Backend) -> AsyncIterator[World]:
+    """The backend plus a session factory on its database and signing keys for its locks."""
+    async with open_db(backend.database_url) as db:
+        yield World(backend, db)
