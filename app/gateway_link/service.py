@@ -9,18 +9,17 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import from_ms, to_ms
+from app.unlock.transitions import advance_attempt
 from lock_gateway.protocol import gateway_api as api
-from models import Gateway, Lock, LockCommand, UnlockAttempt
+from models import Gateway, Lock, LockCommand
 from models.unlock import AttemptState
 
-# The gateway's result moves an attempt only forward from these states; a lock record outranks it.
 _RESULT_STATES = {
     api.CommandOutcome.ACKNOWLEDGED: AttemptState.ACKNOWLEDGED,
     api.CommandOutcome.REJECTED_BY_LOCK: AttemptState.REJECTED_BY_LOCK,
     api.CommandOutcome.NOT_DELIVERED: AttemptState.FAILED_NOT_DELIVERED,
     api.CommandOutcome.UNKNOWN: AttemptState.UNKNOWN,
 }
-_OPEN_TO_RESULTS = {AttemptState.PENDING, AttemptState.SENT, AttemptState.EXPIRED, AttemptState.UNKNOWN}
 
 
 async def served_locks(session: AsyncSession, gateway: Gateway) -> api.LockAssignments:
@@ -49,11 +48,7 @@ async def take_commands(session: AsyncSession, gateway: Gateway, now: dt.datetim
         )
         if not claimed.rowcount:  # type: ignore[attr-defined]
             continue  # another long-poll of the same gateway got it first
-        await session.execute(
-            update(UnlockAttempt).where(UnlockAttempt.id == command.attempt_id,
-                                        UnlockAttempt.state == AttemptState.PENDING)
-            .values(state=AttemptState.SENT, updated_at=now)
-        )
+        await advance_attempt(session, command.attempt_id, AttemptState.SENT, now)
         commands.append(api.Command(
             command_id=command.id, lock_id=command.lock_id, ble_address=ble_address,
             frame_b64=api.encode_frame(command.frame), expires_at_ms=to_ms(command.expires_at),
@@ -73,12 +68,7 @@ async def record_results(session: AsyncSession, gateway: Gateway, results: list[
             continue  # already recorded: idempotent
         command.outcome, command.reject_reason = result.outcome.value, result.reject_reason
         command.detail, command.reported_at = result.detail, from_ms(result.reported_at_ms)
-        attempt = await session.get(UnlockAttempt, command.attempt_id)
-        if attempt is not None and attempt.state in _OPEN_TO_RESULTS | {AttemptState.ACKNOWLEDGED}:
-            new_state = _RESULT_STATES[result.outcome]
-            if attempt.state is AttemptState.ACKNOWLEDGED and new_state is not AttemptState.ACKNOWLEDGED:
-                continue
-            attempt.state, attempt.updated_at = new_state, now
+        await advance_attempt(session, command.attempt_id, _RESULT_STATES[result.outcome], now)
     await session.flush()
     return api.ResultsAck(accepted=accepted)
 

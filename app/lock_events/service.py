@@ -17,9 +17,10 @@ from alerts.raising import AlertRequest, raise_alert
 from app.audit import record_audit
 from app.clock import from_ms
 from app.locks.place import place_of_lock
+from app.unlock.transitions import advance_attempt
 from lock_gateway.protocol import gateway_api as api
 from lock_gateway.protocol.lock_frames import EventFrame, EventKind, FrameError, RejectReason
-from models import Gateway, IsolationOrder, Lock, LockCommand, LockEvent, UnlockAttempt, User
+from models import Gateway, IsolationOrder, Lock, LockCommand, LockEvent, User
 from models.alerts import AlertKind, Severity
 from models.devices import BoltState, DoorState
 from models.unlock import AttemptState
@@ -89,24 +90,26 @@ def _track_sequence(session: AsyncSession, gateway: Gateway, lock: Lock, frame: 
         record_audit(session, at=now, actor_type="gateway", actor_id=gateway.id, action="lock_event_gap",
                      subject_type="lock", subject_id=lock.id,
                      detail={"after_seq": lock.last_event_seq, "next_seq": frame.seq, "missing": missing})
+    elif frame.seq < lock.last_event_seq:
+        # Stored for the first time (duplicates never get here), so it was counted missing when the gap opened.
+        lock.missing_events = max(0, lock.missing_events - 1)
     lock.last_event_seq = max(lock.last_event_seq, frame.seq)
 
 
+_ATTEMPT_STATE_BY_EVENT = {
+    EventKind.UNLOCKED: AttemptState.CONFIRMED,  # the only proof the door was opened for this request
+    EventKind.JAMMED: AttemptState.JAMMED,
+    EventKind.COMMAND_REJECTED: AttemptState.REJECTED_BY_LOCK,
+}
+
+
 async def _apply_to_attempt(session: AsyncSession, frame: EventFrame, now: dt.datetime) -> None:
-    if not frame.command_id.int:
+    new_state = _ATTEMPT_STATE_BY_EVENT.get(frame.kind)
+    if new_state is None or not frame.command_id.int:
         return
-    command = await session.get(LockCommand, frame.command_id)
-    if command is None:
-        return
-    attempt = await session.get(UnlockAttempt, command.attempt_id)
-    if attempt is None or attempt.state is AttemptState.CONFIRMED:
-        return
-    if frame.kind is EventKind.UNLOCKED:  # the only proof the door was opened for this request
-        attempt.state, attempt.updated_at = AttemptState.CONFIRMED, now
-    elif frame.kind is EventKind.JAMMED:
-        attempt.state, attempt.updated_at = AttemptState.JAMMED, now
-    elif frame.kind is EventKind.COMMAND_REJECTED:
-        attempt.state, attempt.updated_at = AttemptState.REJECTED_BY_LOCK, now
+    attempt_id = await session.scalar(select(LockCommand.attempt_id).where(LockCommand.id == frame.command_id))
+    if attempt_id is not None:
+        await advance_attempt(session, attempt_id, new_state, now)
 
 
 async def _raise_for_event(session: AsyncSession, lock: Lock, frame: EventFrame, occurred_at: dt.datetime,

@@ -1,0 +1,42 @@
+"""Attempt state changes as compare-and-set updates.
+
+Gateway results and lock records for the same attempt arrive concurrently (often within a few
+ms of each other, possibly on different replicas). A read-modify-write would let the later commit
+overwrite the earlier one ("acknowledged" erasing "jammed"); a conditional UPDATE cannot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import UnlockAttempt
+from models.unlock import AttemptState as S
+
+_UNDELIVERED = frozenset({S.PENDING, S.SENT, S.EXPIRED})
+
+# new state -> the states it may replace. A lock record outranks a gateway result, which outranks a timeout.
+ALLOWED_FROM: dict[S, frozenset[S]] = {
+    S.SENT: frozenset({S.PENDING}),
+    S.EXPIRED: frozenset({S.PENDING, S.SENT}),
+    S.FAILED_NOT_DELIVERED: _UNDELIVERED,
+    S.UNKNOWN: _UNDELIVERED,
+    S.ACKNOWLEDGED: _UNDELIVERED | {S.UNKNOWN},
+    S.REJECTED_BY_LOCK: _UNDELIVERED | {S.UNKNOWN, S.ACKNOWLEDGED, S.FAILED_NOT_DELIVERED},
+    S.JAMMED: _UNDELIVERED | {S.UNKNOWN, S.ACKNOWLEDGED, S.FAILED_NOT_DELIVERED, S.REJECTED_BY_LOCK},
+    S.CONFIRMED: _UNDELIVERED | {S.UNKNOWN, S.ACKNOWLEDGED, S.FAILED_NOT_DELIVERED, S.REJECTED_BY_LOCK, S.JAMMED},
+}
+
+
+async def advance_attempt(session: AsyncSession, attempt_id: uuid.UUID, new_state: S, now: dt.datetime) -> bool:
+    """Move the attempt to `new_state` if its current state allows; True if it moved."""
+    result = await session.execute(
+        update(UnlockAttempt)
+        .where(UnlockAttempt.id == attempt_id, UnlockAttempt.state.in_(ALLOWED_FROM[new_state]))
+        .values(state=new_state, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
