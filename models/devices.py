@@ -49,7 +49,7 @@ class Lock(Base):
     command_counter: Mapped[int] = mapped_column(BigInteger, default=0)  # last counter signed
     clock_offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)  # lock clock - server clock
     last_event_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # highest sequence stored
-    missing_events: Mapped[int] = mapped_column(default=0)  # sequence gaps seen so far
+    missing_events: Mapped[int] = mapped_column(default=0)  # skipped sequence numbers not received (yet)
     battery_pct: Mapped[int | None] = mapped_column(default=None)
     connected: Mapped[bool] = mapped_column(default=False)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
