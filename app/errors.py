@@ -5,6 +5,7 @@ HealthLockError
  ├── Unauthorized (401)      no or bad credentials
  ├── Forbidden (403)         signed in, not allowed
  ├── Conflict (409)          the request clashes with the current state
+ ├── InvalidRequest (422)    well-formed, but a value no honest client sends
  └── UpstreamUnavailable (503)
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class HealthLockError(Exception):
@@ -44,6 +46,10 @@ class Conflict(HealthLockError):
     code, status = "conflict", 409
 
 
+class InvalidRequest(HealthLockError):
+    code, status = "invalid_request", 422
+
+
 class UpstreamUnavailable(HealthLockError):
     code, status = "upstream_unavailable", 503
 
@@ -57,6 +63,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(_request: Request, exc: HealthLockError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own errors (no such route, wrong method) get the same shape as ours.
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "detail": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,10 +9,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.clock import from_ms, to_ms
+from app.errors import InvalidRequest
 from app.unlock.transitions import advance_attempt
 from lock_gateway.protocol import gateway_api as api
+from lock_gateway.protocol.lock_frames import EPOCH_MS_MAX, EPOCH_MS_MIN
 from models import Gateway, Lock, LockCommand
 from models.unlock import AttemptState
+
+MAX_QUEUED_EVENTS = 2**31 - 1  # Gateway.queued_events is a 32-bit column
 
 _RESULT_STATES = {
     api.CommandOutcome.ACKNOWLEDGED: AttemptState.ACKNOWLEDGED,
@@ -77,6 +81,7 @@ async def record_heartbeat(session: AsyncSession, gateway: Gateway, beat: api.He
                            now: dt.datetime) -> api.HeartbeatAck:
     # Transit time is ignored: a few ms against drifts of seconds. Gateway offset = its clock - ours.
     gateway_offset_ms = beat.sent_at_ms - to_ms(now)
+    _check_plausible(beat, to_ms(now) + gateway_offset_ms)
     gateway.last_seen_at, gateway.clock_offset_ms, gateway.queued_events = now, gateway_offset_ms, beat.queued_events
     locks = {lock.id: lock for lock in
              (await session.execute(select(Lock).where(Lock.gateway_id == gateway.id))).scalars().all()}
@@ -93,3 +98,18 @@ async def record_heartbeat(session: AsyncSession, gateway: Gateway, beat: api.He
             lock.clock_offset_ms = presence.lock_clock_offset_ms + gateway_offset_ms
     await session.flush()
     return api.HeartbeatAck(server_time_ms=to_ms(now))
+
+
+def _check_plausible(beat: api.Heartbeat, gateway_clock_ms: int) -> None:
+    """Refuse numbers no honest gateway sends: stored, they would break every later unlock (or the insert)."""
+    if beat.queued_events > MAX_QUEUED_EVENTS:
+        raise InvalidRequest(f"queued_events={beat.queued_events} is beyond {MAX_QUEUED_EVENTS}")
+    for presence in beat.locks:
+        if presence.lock_clock_offset_ms is None:
+            continue
+        lock_clock_ms = gateway_clock_ms + presence.lock_clock_offset_ms
+        if not EPOCH_MS_MIN <= lock_clock_ms <= EPOCH_MS_MAX:  # the same bounds as every wire timestamp
+            raise InvalidRequest(
+                f"lock {presence.lock_id}: lock_clock_offset_ms={presence.lock_clock_offset_ms} puts the lock's "
+                f"clock at {lock_clock_ms}, which is not epoch milliseconds"
+            )
