@@ -27,7 +27,8 @@ def _demo(args: argparse.Namespace) -> int:
                          f"  logs      {stack.workdir / 'logs'}\n\nPlaying the seed scenarios...\n\n")
         sys.stdout.flush()
         played = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "simulator.scenario_player", "--manifest", str(stack.workdir / "demo-manifest.json")],
+            [sys.executable, "-m", "simulator.scenario_player",
+             "--manifest", str(stack.workdir / "demo-manifest.json")],
             check=False, stdin=subprocess.DEVNULL,
         )
         if args.once:
@@ -88,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="healthlock", description="HealthLock health-code door-lock service")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run backend, gateway and simulated locks; play the seed scenarios")
-    demo.add_argument("--once", action="store_true", help="play the scenarios, print the table and exit (0 = all matched)")
+    demo.add_argument("--once", action="store_true",
+                      help="play the scenarios, print the table and exit (0 = all matched)")
     demo.add_argument("--workdir", default=str(DEMO_DIR))
     demo.set_defaults(func=_demo)
     serve = commands.add_parser("serve", help="run the backend (settings from HEALTHLOCK_* variables)")

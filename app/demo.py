@@ -48,6 +48,7 @@ class Child:
 class DemoStack:
     workdir: Path
     database_url: str | None = None  # default: a fresh SQLite file in workdir
+    with_gateway: bool = True  # the benchmark measures the backend alone
     children: list[Child] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
     backend_url: str = ""
@@ -78,6 +79,8 @@ class DemoStack:
             self._spawn("backend", [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
                                     "--host", "127.0.0.1", "--port", str(api), "--log-level", "warning"],
                         self._backend_env(db_url, sim_http), ready_url=f"{self.backend_url}/healthz")
+            if not self.with_gateway:
+                return
             self._spawn("gateway", [sys.executable, "-m", "lock_gateway"], {
                 "HEALTHLOCK_GATEWAY_BACKEND_URL": self.backend_url,
                 "HEALTHLOCK_GATEWAY_TOKEN": self.manifest["gateway_token"],
@@ -113,7 +116,8 @@ class DemoStack:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode} before it was ready:\n{child.log_text()[-3000:]}")
+                log_tail = child.log_text()[-3000:]
+                raise RuntimeError(f"{name} exited with {process.returncode} before it was ready:\n{log_tail}")
             if ready_line and ready_line in child.log_text():
                 return child
             if ready_url and _answers(ready_url):

@@ -50,7 +50,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         )
         senders: dict[str, Sender] = {CONSOLE_CHANNEL: ConsoleSender()}
         if settings.sms_provider_url:
-            senders[SMS_CHANNEL] = HttpSmsSender(http, settings.sms_provider_url, settings.sms_api_key.get_secret_value())
+            senders[SMS_CHANNEL] = HttpSmsSender(
+                http, settings.sms_provider_url, settings.sms_api_key.get_secret_value()
+            )
         worker = DeliveryWorker(app.state.session_factory, senders, clock.now, settings.delivery_poll_s)
         task = asyncio.create_task(worker.run(), name="alert-delivery") if settings.run_delivery_worker else None
         try:

@@ -69,7 +69,8 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
     officer = _user(Role.POLICE, "周", "警官", "13800000111", password_hash, now, station.id)
     prop = Property(id=uuid.uuid4(), landlord_id=landlord.id, town_id=town.id, address=ADDRESS)
     gateway_token = new_token("gw")
-    gateway = Gateway(id=uuid.uuid4(), property_id=prop.id, name=f"{ADDRESS}网关", token_digest=token_digest(gateway_token))
+    gateway = Gateway(id=uuid.uuid4(), property_id=prop.id, name=f"{ADDRESS}网关",
+                      token_digest=token_digest(gateway_token))
     # Without ORM relationships the unit of work cannot order inserts by foreign key: flush one by one.
     for row in (station, town, landlord, officer, prop, gateway):
         session.add(row)
@@ -94,7 +95,8 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
         person = _user(Role.TENANT, resident.family_name, resident.given_name, resident.phone, password_hash, now)
         session.add(person)
         await session.flush()
-        session.add(Tenancy(tenant_id=person.id, unit_id=units[resident.unit].id, starts_at=now - dt.timedelta(days=30)))
+        session.add(Tenancy(tenant_id=person.id, unit_id=units[resident.unit].id,
+                            starts_at=now - dt.timedelta(days=30)))
         await session.flush()
         code = f"HC-{secrets.token_hex(6).upper()}" if resident.colour else None
         if code:

@@ -40,7 +40,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         upgrade_to_head(url)
         yield url
     finally:
-        asyncio.run(_admin(admin.render_as_string(hide_password=False), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        asyncio.run(_admin(admin.render_as_string(hide_password=False), drop))
 
 async def _admin(url: str, statement: str) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine

@@ -1,50 +1,57 @@
-"""Turn a submitted health code into evidence for the policy, keeping every colour change with its source."""
+"""Turn a submitted health code into evidence for the policy, keeping every colour seen with its source.
+
+Two steps on purpose: the authority is asked with no database transaction open (a slow authority
+must not hold a connection or, on SQLite, the write lock), then the answer is recorded.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.secrets import keyed_digest
-from app.health_codes.authority import AuthorityUnavailable, HealthAuthorityClient
+from app.health_codes.authority import AuthorityAnswer, AuthorityUnavailable, HealthAuthorityClient
 from app.unlock.policy import HealthEvidence, HealthStatus
 from models import HealthCodeStatus, User
 
 
-async def assess_health_code(
-    session: AsyncSession,
-    authority: HealthAuthorityClient,
-    person: User,
-    code: str | None,
-    *,
-    now: dt.datetime,
-    secret_key: str,
+@dataclass(frozen=True)
+class AuthorityReply:
+    code: str | None  # as submitted, stripped; None when nothing was submitted
+    answer: AuthorityAnswer | None  # None: not asked, or the authority could not answer
+    source: str
+
+
+async def ask_authority(authority: HealthAuthorityClient, code: str | None) -> AuthorityReply:
+    code = code.strip() if code and code.strip() else None
+    if code is None:
+        return AuthorityReply(None, None, authority.source)
+    try:
+        return AuthorityReply(code, await authority.lookup(code), authority.source)
+    except AuthorityUnavailable:
+        return AuthorityReply(code, None, authority.source)
+
+
+async def record_health_evidence(
+    session: AsyncSession, person: User, reply: AuthorityReply, *, now: dt.datetime, secret_key: str,
     max_age: dt.timedelta,
 ) -> HealthEvidence:
-    if code is None or not code.strip():
+    if reply.code is None:
         return HealthEvidence(HealthStatus.NONE_SUBMITTED)
-    try:
-        answer = await authority.lookup(code.strip())
-    except AuthorityUnavailable:
+    if reply.answer is None:
         last = await _last_status(session, person)
         if last is not None and now - last.observed_at <= max_age:
             return HealthEvidence(HealthStatus.UNREACHABLE_RECENT, last.colour)
         return HealthEvidence(HealthStatus.UNREACHABLE_STALE)
-    if answer.colour is None:
+    if reply.answer.colour is None:
         return HealthEvidence(HealthStatus.UNKNOWN_CODE)
     # Only the authority sets a colour; every observation is kept with where it came from.
-    session.add(
-        HealthCodeStatus(
-            person_id=person.id,
-            code_digest=keyed_digest(secret_key, code),
-            colour=answer.colour,
-            source=authority.source,
-            observed_at=now,
-        )
-    )
-    return HealthEvidence(HealthStatus.KNOWN, answer.colour)
+    session.add(HealthCodeStatus(person_id=person.id, code_digest=keyed_digest(secret_key, reply.code),
+                                 colour=reply.answer.colour, source=reply.source, observed_at=now))
+    return HealthEvidence(HealthStatus.KNOWN, reply.answer.colour)
 
 
 async def _last_status(session: AsyncSession, person: User) -> HealthCodeStatus | None:

@@ -32,7 +32,9 @@ _ISOLATION_KIND = {EventKind.DOOR_OPENED_INSIDE: AlertKind.ISOLATED_WENT_OUT,
                    EventKind.DOOR_OPENED_OUTSIDE: AlertKind.ISOLATED_WENT_IN}
 
 
-def _receipt(index: int, status: api.EventStatus, frame: EventFrame | None = None, reason: str = "") -> api.EventReceipt:
+def _receipt(
+    index: int, status: api.EventStatus, frame: EventFrame | None = None, reason: str = ""
+) -> api.EventReceipt:
     return api.EventReceipt(index=index, lock_id=frame.lock_id if frame else None, seq=frame.seq if frame else None,
                             status=status, reason=reason)
 

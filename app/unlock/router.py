@@ -44,7 +44,8 @@ async def cloud_unlock(
     wait = request.app.state.settings.unlock_wait_s if wait_s is None else wait_s
     view = await _wait_for_lock(session, tenant, attempt.id, clock, wait)
     if attempt.reason_code == NO_TENANCY.reason_code:
-        content = {"error": NO_TENANCY.reason_code, "detail": NO_TENANCY.reason, "attempt": view.model_dump(mode="json")}
+        content = {"error": NO_TENANCY.reason_code, "detail": NO_TENANCY.reason,
+                   "attempt": view.model_dump(mode="json")}
         return JSONResponse(content, status_code=403)
     return view
 

@@ -16,7 +16,7 @@ from app.db import after_commit
 from app.errors import NotFound
 from app.gateway_link.wakeups import GatewayWakeups
 from app.health_codes.authority import HealthAuthorityClient
-from app.health_codes.service import assess_health_code
+from app.health_codes.service import AuthorityReply, ask_authority, record_health_evidence
 from app.locks.place import place_of_lock
 from app.unlock.commands import issue_unlock_command
 from app.unlock.policy import NO_TENANCY, AlertSpec, HealthEvidence, HealthStatus, JurisdictionPolicy, decide
@@ -48,12 +48,16 @@ async def request_unlock(
         raise NotFound(f"no lock with id {lock_id}", code="lock_not_found")
     place, town = await place_of_lock(session, lock)
     has_tenancy = await _has_active_tenancy(session, tenant.id, lock.unit_id, now)
-    health = HealthEvidence(HealthStatus.NONE_SUBMITTED)
+    # Nothing is written yet: end the read transaction so no connection (nor SQLite's write lock)
+    # is held while the health authority answers.
+    await session.commit()
+    reply = AuthorityReply(None, None, services.authority.source)
     if has_tenancy and town.gating_enabled:  # the authority is asked only when the answer matters
-        health = await assess_health_code(
-            session, services.authority, tenant, health_code,
-            now=now, secret_key=services.secret_key, max_age=services.health_max_age,
-        )
+        reply = await ask_authority(services.authority, health_code)
+    health = HealthEvidence(HealthStatus.NONE_SUBMITTED)
+    if has_tenancy and town.gating_enabled:
+        health = await record_health_evidence(session, tenant, reply, now=now, secret_key=services.secret_key,
+                                              max_age=services.health_max_age)
     policy = JurisdictionPolicy.for_town(town.policy_overrides)
     decision = decide(has_tenancy, town.gating_enabled, health, policy)
     attempt = UnlockAttempt(
