@@ -4,7 +4,6 @@ talking to a real simulator process for the health authority and the SMS provide
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -24,21 +23,11 @@ from app.db import make_engine, make_session_factory
 from app.main import create_app
 from app.seed import DEMO_PASSWORD, seed_demo_world
 from app.settings import Settings
-from tests.app.harness import World, open_db
+from tests.app.harness import World, cheap_password_hash, open_db
 
 SIM_READY_TIMEOUT_S = 30.0
 AUTHORITY_KEY, SMS_KEY = "test-authority-key", "test-sms-key"
-
-
-def _cheap_password_hash(password: str) -> str:
-    """The stored format of app.auth.secrets with a tiny scrypt cost: sign-ins take ~1 ms, not ~130 ms."""
-    salt = secrets.token_bytes(16)
-    n, r, p = 2**4, 8, 1
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p)
-    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
-
-
-DEMO_PASSWORD_HASH = _cheap_password_hash(DEMO_PASSWORD)
+DEMO_PASSWORD_HASH = cheap_password_hash(DEMO_PASSWORD)
 
 
 def _free_port() -> int:
