@@ -16,7 +16,7 @@ _WHAT: dict[AlertKind, str] = {
     AlertKind.ISOLATED_WENT_OUT: "居家隔离人员{who}出门，请核查",
     AlertKind.ISOLATED_WENT_IN: "居家隔离人员{who}进门，请核查",
     AlertKind.AUTHORITY_UNREACHABLE: "健康码服务无法访问，{who}的开门请求按规则处理，请关注",
-    AlertKind.LOCK_SECURITY: "门锁安全事件（{who}），请核查",
+    AlertKind.LOCK_SECURITY: "{who}，请技术人员核查",
 }
 
 

@@ -124,7 +124,8 @@ async def _raise_for_event(session: AsyncSession, lock: Lock, frame: EventFrame,
         record_audit(session, at=now, actor_type="lock", actor_id=lock.id, action=f"lock_{frame.kind.name.lower()}",
                      subject_type="lock", subject_id=lock.id, detail={"reason": reason, "seq": frame.seq})
         await raise_alert(session, AlertRequest(
-            kind=AlertKind.LOCK_SECURITY, severity=Severity.NOTICE, subject_masked=reason, subject_user_id=None,
+            kind=AlertKind.LOCK_SECURITY, severity=Severity.NOTICE, subject_masked=_security_wording(frame),
+            subject_user_id=None,
             place=place, occurred_at=occurred_at, dedupe_key=f"lock_security:{lock.id}:{reason}",
         ), now)
 
@@ -152,11 +153,31 @@ async def _raise_isolation_alerts(session: AsyncSession, lock: Lock, kind: Alert
         ), now)
 
 
+_SECURITY_WORDING = {
+    RejectReason.BAD_MAC: "签名无效的开门指令",
+    RejectReason.REPLAYED: "重放的旧开门指令",
+    RejectReason.EXPIRED: "过期的开门指令",
+    RejectReason.WRONG_LOCK: "发往其他门锁的指令",
+    RejectReason.MALFORMED: "格式错误的指令",
+    RejectReason.UNSUPPORTED_ACTION: "不支持的操作",
+}
+
+
 def _reject_reason_name(value: int) -> str:
     try:
         return RejectReason(value).name.lower()
     except ValueError:
         return f"reason_{value}"
+
+
+def _security_wording(frame: EventFrame) -> str:
+    """What the lock-security notice calls the event, in the language of its readers."""
+    if frame.kind is EventKind.TAMPER:
+        return "门锁被撬报警"
+    try:
+        return f"门锁拒绝了{_SECURITY_WORDING[RejectReason(frame.value)]}"
+    except ValueError:
+        return f"门锁拒绝了指令（代码{frame.value}）"
 
 
 def _security_audit(session: AsyncSession, gateway: Gateway, now: dt.datetime, action: str, detail: str) -> None:

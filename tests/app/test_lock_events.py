@@ -202,7 +202,7 @@ async def test_command_rejected_record_is_audited_and_alerts_the_console_only(wo
     [entry] = await world.audit("lock_command_rejected")
     assert entry.detail["reason"] == "replayed"
     [alert] = await world.alerts()
-    assert (alert.kind, alert.severity, alert.subject_masked) == (AlertKind.LOCK_SECURITY, Severity.NOTICE, "replayed")
+    assert (alert.kind, alert.severity, alert.subject_masked) == (AlertKind.LOCK_SECURITY, Severity.NOTICE, "门锁拒绝了重放的旧开门指令")
     assert [d.channel for d in await world.deliveries(alert.id)] == ["console"]
     assert (await attempt_view(world, "green", attempt_id))["state"] == "rejected_by_lock"
     await world.sms_count_settles(0, "no SMS for a lock security notice")
