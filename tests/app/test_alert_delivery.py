@@ -22,10 +22,10 @@ from alerts.masking import mask_name
 from alerts.raising import CONSOLE_CHANNEL, SMS_CHANNEL, AlertRequest, raise_alert
 from alerts.senders import ConsoleSender, HttpSmsSender, OutgoingMessage
 from app.locks.place import place_of_lock
-from app.seed import STATION_PHONE, seed_demo_world
+from app.seed import STATION_PHONE
 from models import Alert, AlertDelivery, Lock, User
 from models.alerts import AlertKind, DeliveryStatus, Severity
-from tests.app.conftest import SMS_KEY, SimulatorProcess
+from tests.app.conftest import SMS_KEY, SeededDatabase, SimulatorProcess
 from tests.app.harness import World, eventually, open_db
 
 FAST_BACKOFF_S = 0.2
@@ -114,13 +114,11 @@ class Outbox:
 
 
 @pytest.fixture
-async def outbox(database_url: str, simulator: SimulatorProcess) -> AsyncIterator[Outbox]:
+async def outbox(seeded_database: SeededDatabase, simulator: SimulatorProcess) -> AsyncIterator[Outbox]:
     """A seeded database and no backend: the test alone runs the delivery worker."""
     clock = Clock(dt.datetime(2026, 3, 1, 0, 24, tzinfo=dt.UTC))  # 08:24 in Asia/Shanghai
-    async with open_db(database_url) as db, httpx.AsyncClient(timeout=5, trust_env=False) as http:
-        async with db() as session, session.begin():
-            world = await seed_demo_world(session, clock.now(), password_hash="unused")
-        red = world["manifest"]["people"]["red"]
+    red = seeded_database.world["manifest"]["people"]["red"]
+    async with open_db(seeded_database.url) as db, httpx.AsyncClient(timeout=5, trust_env=False) as http:
         async with db() as session:
             tenant_id = (await session.execute(select(User.id).where(User.phone == red["phone"]))).scalar_one()
         try:
