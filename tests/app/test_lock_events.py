@@ -202,7 +202,8 @@ async def test_command_rejected_record_is_audited_and_alerts_the_console_only(wo
     [entry] = await world.audit("lock_command_rejected")
     assert entry.detail["reason"] == "replayed"
     [alert] = await world.alerts()
-    assert (alert.kind, alert.severity, alert.subject_masked) == (AlertKind.LOCK_SECURITY, Severity.NOTICE, "门锁拒绝了重放的旧开门指令")
+    assert (alert.kind, alert.severity) == (AlertKind.LOCK_SECURITY, Severity.NOTICE)
+    assert alert.subject_masked == "门锁拒绝了重放的旧开门指令"
     assert [d.channel for d in await world.deliveries(alert.id)] == ["console"]
     assert (await attempt_view(world, "green", attempt_id))["state"] == "rejected_by_lock"
     await world.sms_count_settles(0, "no SMS for a lock security notice")
@@ -270,3 +271,19 @@ async def test_record_time_is_corrected_by_the_measured_lock_drift(world: World)
     assert record.lock_occurred_at_ms == lock_clock_ms
     assert abs(to_ms(record.occurred_at) - (lock_clock_ms - offset)) < 5
     assert abs(to_ms(record.occurred_at) - to_ms(record.received_at)) < 5_000
+
+
+async def test_genuine_record_relayed_by_a_gateway_not_serving_the_lock_is_rejected(world: World) -> None:
+    from tests.app.test_gateway_commands import second_gateway
+
+    other = await second_gateway(world)
+    frame = world.event(world.lock_of("green"), EventKind.DOOR_OPENED_OUTSIDE)
+
+    [receipt] = await world.post_events(frame, headers=other)
+
+    assert receipt["status"] == "rejected"
+    assert "not served by this gateway" in receipt["reason"]
+    assert len(await world.audit("event_for_foreign_lock")) == 1
+    assert await world.all(select(LockEvent)) == []
+    [accepted] = await world.post_events(frame)  # the serving gateway may still deliver it
+    assert accepted["status"] == "stored"
