@@ -21,11 +21,12 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.secrets import new_token, token_digest
 from app.clock import to_ms
 from app.db import make_engine, make_session_factory
 from lock_gateway.protocol import gateway_api as api
 from lock_gateway.protocol.lock_frames import NO_COMMAND, EventFrame, EventKind
-from models import Alert, AlertDelivery, AuditEntry
+from models import Alert, AlertDelivery, AuditEntry, Gateway
 from models.alerts import AlertKind
 
 WAIT_S = 5.0  # every wait in these tests is bounded by this
@@ -98,6 +99,14 @@ class World:
         if key in ("landlord", "police"):
             return await self.backend.login(self.manifest[key]["phone"])  # type: ignore[no-any-return]
         return await self.backend.as_person(key)  # type: ignore[no-any-return]
+
+    async def add_gateway(self) -> dict[str, str]:
+        """Another gateway on the seeded property, serving no locks; returns its request headers."""
+        token = new_token("gw")
+        async with self.db() as session, session.begin():
+            first = (await session.execute(select(Gateway).limit(1))).scalar_one()
+            session.add(Gateway(property_id=first.property_id, name="二号网关", token_digest=token_digest(token)))
+        return {"Authorization": f"Bearer {token}"}
 
     # ------------------------------------------------------------------ tenant actions
     async def unlock(self, key: str, *, lock_id: uuid.UUID | None = None, code: str | bool | None = True,

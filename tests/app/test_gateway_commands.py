@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.auth.secrets import new_token, token_digest
 from lock_gateway.protocol import gateway_api as api
 from lock_gateway.protocol.lock_frames import CommandFrame, ble_address_for
-from models import Gateway, Lock, LockCommand
+from models import Lock, LockCommand
 from tests.app.harness import World, now_ms
 
 LONG_POLL_MS = 8_000
@@ -34,15 +33,6 @@ async def granted(world: World, key: str = "green") -> tuple[str, dict[str, Any]
     return r.json()["attempt_id"], command
 
 
-async def second_gateway(world: World) -> dict[str, str]:
-    """Another gateway on the same property, serving no locks: its token and nothing more."""
-    token = new_token("gw")
-    async with world.db() as session, session.begin():
-        first = (await session.execute(select(Gateway))).scalar_one()
-        session.add(Gateway(property_id=first.property_id, name="二号网关", token_digest=token_digest(token)))
-    return {"Authorization": f"Bearer {token}"}
-
-
 async def test_gateway_lists_the_four_locks_it_serves(world: World) -> None:
     r = await world.client.get(f"{api.PREFIX}/locks", headers=world.gateway)
 
@@ -50,7 +40,7 @@ async def test_gateway_lists_the_four_locks_it_serves(world: World) -> None:
     locks = {uuid.UUID(lock["lock_id"]): lock["ble_address"] for lock in r.json()["locks"]}
     assert set(locks) == {uuid.UUID(lock_id) for lock_id in world.manifest["locks"].values()}
     assert all(address == ble_address_for(lock_id) for lock_id, address in locks.items())
-    other = await world.client.get(f"{api.PREFIX}/locks", headers=await second_gateway(world))
+    other = await world.client.get(f"{api.PREFIX}/locks", headers=await world.add_gateway())
     assert other.json() == {"locks": []}
 
 
@@ -110,7 +100,7 @@ async def test_long_poll_with_no_work_returns_an_empty_batch_at_its_deadline(wor
 
 
 async def test_another_gateway_never_receives_this_gateways_commands(world: World) -> None:
-    other = await second_gateway(world)
+    other = await world.add_gateway()
     await world.unlock("green")
 
     assert await world.take_commands(headers=other) == []
@@ -173,7 +163,7 @@ async def test_results_are_idempotent_and_the_first_outcome_stands(world: World)
 
 async def test_results_for_unknown_or_foreign_commands_are_not_accepted(world: World) -> None:
     attempt_id, command = await granted(world)
-    other = await second_gateway(world)
+    other = await world.add_gateway()
 
     foreign = await world.post_results({"command_id": command["command_id"], "outcome": "not_delivered"},
                                        headers=other)

@@ -274,9 +274,7 @@ async def test_record_time_is_corrected_by_the_measured_lock_drift(world: World)
 
 
 async def test_genuine_record_relayed_by_a_gateway_not_serving_the_lock_is_rejected(world: World) -> None:
-    from tests.app.test_gateway_commands import second_gateway
-
-    other = await second_gateway(world)
+    other = await world.add_gateway()
     frame = world.event(world.lock_of("green"), EventKind.DOOR_OPENED_OUTSIDE)
 
     [receipt] = await world.post_events(frame, headers=other)
