@@ -53,6 +53,7 @@ class DemoStack:
     manifest: dict[str, Any] = field(default_factory=dict)
     backend_url: str = ""
     simulator_url: str = ""
+    db_url: str = ""  # the database in use, once started
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,8 @@ class DemoStack:
         if self.database_url is None:
             for suffix in ("", "-wal", "-shm"):
                 (self.workdir / f"healthlock.db{suffix}").unlink(missing_ok=True)
-        upgrade_to_head(async_url(db_url))
+        self.db_url = async_url(db_url)
+        upgrade_to_head(self.db_url)
         seeded = asyncio.run(_seed(async_url(db_url)))
         world_path, manifest_path = self.workdir / "simulator-world.json", self.workdir / "demo-manifest.json"
         write_private_json(world_path, seeded["simulator_world"])

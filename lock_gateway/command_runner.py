@@ -90,10 +90,22 @@ class CommandRunner:
         self._seen[command.command_id] = None
         while len(self._seen) > REMEMBERED_COMMANDS:
             self._seen.popitem(last=False)
-        task = asyncio.create_task(self._execute(command, server_offset_ms),
+        task = asyncio.create_task(self._execute_logged(command, server_offset_ms),
                                    name=f"command-{command.command_id.hex[:8]}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _execute_logged(self, command: Command, server_offset_ms: int) -> None:
+        try:
+            await self._execute(command, server_offset_ms)
+        except Exception:  # a crashed command task must be seen; it would otherwise vanish silently
+            log.exception("command_task_failed", command_id=str(command.command_id))
+
+    async def _execute_logged(self, command: Command, server_offset_ms: int) -> None:
+        try:
+            await self._execute(command, server_offset_ms)
+        except Exception:  # a crashed command task must be seen; it would otherwise vanish silently
+            log.exception("command_task_failed", command_id=str(command.command_id))
 
     async def _execute(self, command: Command, server_offset_ms: int) -> None:
         bound = log.bind(command_id=str(command.command_id), lock_id=str(command.lock_id))

@@ -11,6 +11,7 @@ Lock knobs (no auth: loopback only, for testers, the demo and end-to-end tests):
     POST /locks/{lock_id}/vanish   out of radio range (links drop, adverts stop)            -> LockView
     POST /locks/{lock_id}/appear   back in range                                            -> LockView
     POST /locks/{lock_id}/jam      {"jammed": bool}     accepted commands emit JAMMED, bolt stays
+    POST /locks/{lock_id}/drop-link-after-write         next accepted command acts, then the link dies unanswered
     POST /locks/{lock_id}/attack   {"kind": "replay_captured" | "forged_mac" | "expired"}
          200 {"kind", "written", "att_error", "rejected_reason", "actuated", "detail"}
          409 nothing_captured (replay_captured / expired before the lock accepted any command)
@@ -169,6 +170,13 @@ def radio_knobs_router(registry: LockRegistry, attacker: Attacker) -> APIRouter:
     async def vanish(lock_id: uuid.UUID) -> dict[str, Any]:
         lock = registry.find(lock_id)
         lock.vanish()
+        return lock_view(lock)
+
+    @router.post("/drop-link-after-write")
+    async def drop_link_after_write(lock_id: uuid.UUID) -> dict[str, Any]:
+        """The next accepted command actuates, then the link is lost before the write is answered."""
+        lock = registry.find(lock_id)
+        lock.drop_link_after_write = True
         return lock_view(lock)
 
     @router.post("/appear")

@@ -61,6 +61,7 @@ MAX_CENTRALS = 2  # the gateway plus one more (a tester's attacker), as cheap BL
 EVENT_BUFFER_LEN = 256  # about a week of door traffic for one room; older events become a visible gap
 NOTIFY_TIMEOUT_S = 2.0  # one notification is a local call on the emulated link; more means it is stuck
 HCI_STEP_TIMEOUT_S = 5.0  # power-on or an advertising change; bumble's own HCI waits are unbounded
+LINK_RETURN_AFTER_S = 1.0  # drop-link-after-write knob: back in range soon enough for one reconnect
 MANUFACTURER_ID = 0xFFFF  # Bluetooth SIG id reserved for tests: we are not a registered vendor
 _SUPERVISION_TIMEOUT = hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR
 
@@ -189,6 +190,8 @@ class VirtualLock:
             except Exception as exc:
                 log.warning("%s: advertising update failed (%r); retrying on the next change", self.name, exc)
 
+    drop_link_after_write = False  # fault knob, see _write_control
+
     def _on_connection(self, connection: Connection) -> None:
         connection.on(Connection.EVENT_DISCONNECTION, lambda _reason: self._advert_changed.set())
         self._advert_changed.set()
@@ -206,6 +209,12 @@ class VirtualLock:
             raise att.ATT_Error(ATT_REJECTION_BASE + rejected.reason) from rejected
         if not self.firmware.bolt_locked:
             self._relock_timer.start(RELOCK_AFTER_S, self.firmware.relock_due)
+        if self.drop_link_after_write:
+            # F1: the lock acted, but the link dies before its answer leaves. The gateway must report
+            # "unknown", and the lock's record (kept in its buffer) must confirm it once back in range.
+            self.drop_link_after_write = False
+            self.vanish()
+            asyncio.get_running_loop().call_later(LINK_RETURN_AFTER_S, self.appear)
 
     # ------------------------------------------------------------------ door knobs
     def open_door(self, from_inside: bool) -> None:

@@ -223,6 +223,10 @@ class BumbleBleakClient(BaseBleakClient):
             task.cancel()
             raise
         if task in done:
+            if task.cancelled():
+                # bumble cancels its pending ATT transaction when the link drops; to our caller that is a
+                # lost link, not a cancellation of its own task (which would end it silently).
+                raise BleakError(f"{self.address}: GATT operation aborted: the link was lost")
             try:
                 return task.result()
             except att.ATT_Error as exc:

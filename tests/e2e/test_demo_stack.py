@@ -6,19 +6,25 @@ field failures F1/F2 are driven through the simulator's fault knobs.
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.db import make_engine
 from app.demo import DemoStack
+from models import LockCommand
 from simulator.scenario_player import Player
 
 pytestmark = pytest.mark.e2e
 
+RESULT_WAIT_S = 10.0  # the gateway's result queue retries within seconds
 ATTEMPT_SETTLE_S = 40.0  # command TTL (30 s) plus expiry grace: the longest an attempt can stay open
 
 
@@ -66,12 +72,39 @@ def test_seed_scenarios_and_field_failures_on_real_processes(stack: DemoStack) -
         player.sim.post(f"/locks/{yellow['lock_id']}/appear").raise_for_status()
     assert player.lock_state(yellow["lock_id"])["actuations"] == before["actuations"]
 
+    # F1: the lock acts but the link dies before its answer: the gateway reports "unknown" (not
+    # "not delivered"), and the lock's own record, relayed once the link is back, confirms it.
+    red = stack.manifest["people"]["red"]
+    player.sim.post(f"/locks/{red['lock_id']}/drop-link-after-write").raise_for_status()
+    answer_lost = player.unlock("red", red["lock_id"], red["health_code"]).json()
+    assert _settle(player, "red", answer_lost["attempt_id"])["state"] == "confirmed"
+    assert _gateway_outcome(stack, answer_lost["attempt_id"]) == "unknown"
+
     # Lock health reached the landlord: battery and presence came through the gateway's heartbeats.
     landlord = stack.manifest["landlord"]
     token = player.api.post("/api/v1/auth/login", json=landlord).json()["token"]
     locks = player.api.get("/api/v1/landlord/locks", headers={"Authorization": f"Bearer {token}"}).json()
     assert len(locks) == 4
     assert all(lock["battery_pct"] is not None for lock in locks)
+
+
+def _gateway_outcome(stack: DemoStack, attempt_id: str) -> str | None:
+    """What the gateway reported for the attempt's command (waits for the result to land)."""
+
+    async def read() -> str | None:
+        engine = make_engine(stack.db_url)
+        try:
+            async with engine.connect() as connection:
+                return await connection.scalar(
+                    select(LockCommand.outcome).where(LockCommand.attempt_id == uuid.UUID(attempt_id))
+                )
+        finally:
+            await engine.dispose()
+
+    deadline = time.monotonic() + RESULT_WAIT_S
+    while (outcome := asyncio.run(read())) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return outcome
 
 
 def test_backend_refuses_gateway_without_credentials(stack: DemoStack) -> None:
