@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.backends.device import BLEDevice
-from bleak.exc import BleakGATTProtocolError
+from bleak.exc import BleakError, BleakGATTProtocolError
 from bumble.hci import Address
 
 from lock_gateway.ble.stack import BleStack, bumble_stack
@@ -92,5 +93,27 @@ async def test_cancelled_connect_frees_the_initiator(simulator: Simulator) -> No
         async with asyncio.timeout(STEP_TIMEOUT_S):
             async with BleakClient(simulator.locks[0].address, timeout=3, **stack.client_kwargs) as client:
                 assert client.is_connected
+    finally:
+        await _down(keeper, stack)
+
+
+async def test_link_lost_mid_write_is_a_bleak_error_not_a_cancellation(simulator: Simulator) -> None:
+    """bumble cancels its pending ATT transaction on disconnect; bleak's caller must see a lost link."""
+    stack, keeper = await _up(simulator)
+    lock = simulator.locks[0]
+    try:
+        async with asyncio.timeout(STEP_TIMEOUT_S):
+            device = await BleakScanner.find_device_by_address(lock.address, timeout=3, **stack.scanner_kwargs)
+            assert device is not None
+            client = BleakClient(device, timeout=3, **stack.client_kwargs)
+            await client.connect()
+            async with httpx.AsyncClient(timeout=5) as knobs:
+                armed = await knobs.post(f"{simulator.http_url}/locks/{lock.lock_id}/drop-link-after-write")
+                armed.raise_for_status()
+            _, good = simulator.command(lock, int(time.time() * 1000) + 60_000)
+            with pytest.raises(BleakError, match="link was lost"):
+                await client.write_gatt_char(lock_frames.CONTROL_CHAR_UUID, good, response=True)
+            assert not client.is_connected
+        assert simulator.lock_view(lock)["actuations"] == 1  # the lock did act: the answer was what got lost
     finally:
         await _down(keeper, stack)
