@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app.db import make_engine, make_session_factory
+from app.demo import free_port
 from app.main import create_app
 from app.seed import DEMO_PASSWORD, seed_demo_world
 from app.settings import Settings, async_url
@@ -40,12 +40,6 @@ from tests.conftest import PG_ENV, _admin
 SIM_READY_TIMEOUT_S = 30.0
 AUTHORITY_KEY, SMS_KEY = "test-authority-key", "test-sms-key"
 DEMO_PASSWORD_HASH = cheap_password_hash(DEMO_PASSWORD)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -81,7 +75,7 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorPro
     world = workdir / "world.json"
     world.write_text(json.dumps({"locks": [], "health_codes": [], "authority_api_key": AUTHORITY_KEY,
                                  "sms_api_key": SMS_KEY}))
-    http_port, hci_port = _free_port(), _free_port()
+    http_port, hci_port = free_port(), free_port()
     log = (workdir / "simulator.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "simulator", "--world", str(world), "--http-port", str(http_port),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -20,18 +19,13 @@ import httpx
 import pytest
 import uvicorn
 
+from app.demo import free_port
 from lock_gateway.protocol.lock_frames import Action, CommandFrame, ble_address_for
 from tests.lock_gateway.fake_backend import FakeBackend, create_fake_backend_app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROCESS_START_TIMEOUT_S = 20.0  # a cold Python start plus bumble/uvicorn imports on a slow CI box
 PROCESS_STOP_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> str:

@@ -6,13 +6,14 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from app.demo import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 30.0
@@ -26,12 +27,6 @@ class SeededLock:
     lock_id: uuid.UUID
     key: bytes = field(repr=False)
     label: str
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_world(
