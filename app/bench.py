@@ -58,9 +58,12 @@ async def _measure(name: str, requests: int, concurrency: int,
         while issued < requests:
             issued += 1
             started = time.perf_counter()
-            response = await call()
+            try:
+                status = (await call()).status_code
+            except httpx.HTTPError:
+                status = 0  # transport failure: counted, not fatal to the run
             latencies.append((time.perf_counter() - started) * 1000)
-            if response.status_code != expect:
+            if status != expect:
                 errors += 1
             if len(latencies) % PROGRESS_EVERY == 0:
                 sys.stdout.write(f"  {name}: {len(latencies)}/{requests}\n")

@@ -42,7 +42,9 @@ async def cloud_unlock(
     # The decision, its alerts and the command must be durable before anyone waits on the lock.
     await session.commit()
     wait = request.app.state.settings.unlock_wait_s if wait_s is None else wait_s
-    view = await _wait_for_lock(session, tenant, attempt.id, clock, wait)
+    view = AttemptView.of(attempt, is_final(attempt))
+    if wait > 0 and not view.final:
+        view = await _wait_for_lock(session, tenant, attempt.id, clock, wait)
     if attempt.reason_code == NO_TENANCY.reason_code:
         content = {"error": NO_TENANCY.reason_code, "detail": NO_TENANCY.reason,
                    "attempt": view.model_dump(mode="json")}
