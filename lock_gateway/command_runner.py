@@ -101,12 +101,6 @@ class CommandRunner:
         except Exception:  # a crashed command task must be seen; it would otherwise vanish silently
             log.exception("command_task_failed", command_id=str(command.command_id))
 
-    async def _execute_logged(self, command: Command, server_offset_ms: int) -> None:
-        try:
-            await self._execute(command, server_offset_ms)
-        except Exception:  # a crashed command task must be seen; it would otherwise vanish silently
-            log.exception("command_task_failed", command_id=str(command.command_id))
-
     async def _execute(self, command: Command, server_offset_ms: int) -> None:
         bound = log.bind(command_id=str(command.command_id), lock_id=str(command.lock_id))
         link = self._links.link_for(command.lock_id, command.ble_address)
