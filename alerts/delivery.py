@@ -23,9 +23,11 @@ from models.alerts import DeliveryStatus
 
 log = logging.getLogger("healthlock.alerts")
 
-MAX_ATTEMPTS = 8  # with the backoff below: about 4 minutes of trying before a person must look
+# With the backoff below: about 2.5 hours of trying (1 s doubling to 5 min, then every 5 min) before
+# a delivery is marked failed; a provider outage shorter than that loses no SMS.
+MAX_ATTEMPTS = 40
 BACKOFF_BASE_S = 1.0
-BACKOFF_MAX_S = 60.0
+BACKOFF_MAX_S = 300.0
 CLAIM_TTL = dt.timedelta(seconds=30)  # longer than any single send (senders time out well before)
 BATCH = 20
 

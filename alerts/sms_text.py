@@ -12,6 +12,7 @@ _WHAT: dict[AlertKind, str] = {
     AlertKind.RED_CODE_ENTRY: "红码人员{who}开门，请核查",
     AlertKind.YELLOW_CODE_ENTRY: "黄码人员{who}开门，请关注",
     AlertKind.NO_CODE_ATTEMPT: "无健康码人员{who}试图开门，门未开启，请核查",
+    AlertKind.BORROWED_CODE: "{who}出示他人健康码试图开门，门未开启，请核查",
     AlertKind.REPEATED_FOREIGN_DOOR: "{who}多次尝试开启非本人租住的房门，门未开启，请核查",
     AlertKind.ISOLATED_WENT_OUT: "居家隔离人员{who}出门，请核查",
     AlertKind.ISOLATED_WENT_IN: "居家隔离人员{who}进门，请核查",

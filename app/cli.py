@@ -13,12 +13,13 @@ from pathlib import Path
 from app.settings import Settings
 
 DEMO_DIR = Path("var/demo")
+DEMO_ONCE_DIR = Path("var/demo-once")
 
 
 def _demo(args: argparse.Namespace) -> int:
     from app.demo import DemoStack
 
-    stack = DemoStack(Path(args.workdir))
+    stack = DemoStack(Path(args.workdir or (DEMO_ONCE_DIR if args.once else DEMO_DIR)))
     sys.stdout.write("Starting HealthLock: migrating and seeding SQLite, then simulator, backend and gateway...\n")
     sys.stdout.flush()
     with stack:
@@ -91,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run backend, gateway and simulated locks; play the seed scenarios")
     demo.add_argument("--once", action="store_true",
                       help="play the scenarios, print the table and exit (0 = all matched)")
-    demo.add_argument("--workdir", default=str(DEMO_DIR))
+    demo.add_argument("--workdir", default=None,
+                      help=f"where the database, manifest and logs go (default {DEMO_DIR}, or {DEMO_ONCE_DIR} "
+                           "with --once, so a check never wipes a running demo)")
     demo.set_defaults(func=_demo)
     serve = commands.add_parser("serve", help="run the backend (settings from HEALTHLOCK_* variables)")
     serve.add_argument("--host", default="127.0.0.1")

@@ -54,6 +54,7 @@ class DemoStack:
     backend_url: str = ""
     simulator_url: str = ""
     db_url: str = ""  # the database in use, once started
+    secret_key: str = field(default="", repr=False)  # the backend's HEALTHLOCK_SECRET_KEY, made per run
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +64,8 @@ class DemoStack:
                 (self.workdir / f"healthlock.db{suffix}").unlink(missing_ok=True)
         self.db_url = async_url(db_url)
         upgrade_to_head(self.db_url)
-        seeded = asyncio.run(_seed(async_url(db_url)))
+        self.secret_key = os.urandom(16).hex()
+        seeded = asyncio.run(_seed(self.db_url, self.secret_key))
         world_path, manifest_path = self.workdir / "simulator-world.json", self.workdir / "demo-manifest.json"
         write_private_json(world_path, seeded["simulator_world"])
         sim_http, hci, api = free_port(), free_port(), free_port()
@@ -97,7 +99,7 @@ class DemoStack:
     def _backend_env(self, db_url: str, sim_http: int) -> dict[str, str]:
         return {
             "HEALTHLOCK_DATABASE_URL": db_url,
-            "HEALTHLOCK_SECRET_KEY": os.urandom(16).hex(),
+            "HEALTHLOCK_SECRET_KEY": self.secret_key,
             "HEALTHLOCK_HEALTH_AUTHORITY_URL": f"http://127.0.0.1:{sim_http}/authority/v1",
             "HEALTHLOCK_HEALTH_AUTHORITY_API_KEY": self.manifest["authority_api_key"],
             "HEALTHLOCK_SMS_PROVIDER_URL": f"http://127.0.0.1:{sim_http}/sms/v1",
@@ -154,10 +156,10 @@ def _answers(url: str) -> bool:
         return False
 
 
-async def _seed(db_url: str) -> dict[str, Any]:
+async def _seed(db_url: str, secret_key: str) -> dict[str, Any]:
     engine = make_engine(db_url)
     try:
         async with make_session_factory(engine)() as session, session.begin():
-            return await seed_demo_world(session, dt.datetime.now(dt.UTC))
+            return await seed_demo_world(session, dt.datetime.now(dt.UTC), secret_key)
     finally:
         await engine.dispose()

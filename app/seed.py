@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.secrets import hash_password, new_token, token_digest
+from app.auth.secrets import hash_password, keyed_digest, new_token, token_digest
 from lock_gateway.protocol.lock_frames import LOCK_KEY_LEN, ble_address_for
 from models import (
     Gateway,
@@ -48,20 +48,25 @@ class Resident:
     phone: str
     unit: str
     colour: str | None  # at the authority; None = has no code
+    id_number: str  # fictitious; the backend keeps only its keyed digest, the authority knows it in full
     isolated: bool = False
 
 
 RESIDENTS = (
-    Resident("green", "陈", "明", "13700000001", "101室", "green"),
-    Resident("yellow", "李", "华", "13700000002", "102室", "yellow"),
-    Resident("red", "张", "伟", "13700000003", "103室", "red"),
-    Resident("no_code", "孙", "丽", "13700000004", "104室", None),
-    Resident("isolated", "赵", "强", "13700000005", "104室", "green", isolated=True),
+    Resident("green", "陈", "明", "13700000001", "101室", "green", "330681199001010011"),
+    Resident("yellow", "李", "华", "13700000002", "102室", "yellow", "330681199002020022"),
+    Resident("red", "张", "伟", "13700000003", "103室", "red", "330681199003030033"),
+    Resident("no_code", "孙", "丽", "13700000004", "104室", None, "330681199004040044"),
+    Resident("isolated", "赵", "强", "13700000005", "104室", "green", "330681199005050055", isolated=True),
 )
 
 
-async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash: str | None = None) -> dict[str, Any]:
-    """Create the world; return {"simulator_world": ..., "manifest": ...}. Caller commits."""
+async def seed_demo_world(session: AsyncSession, now: dt.datetime, secret_key: str,
+                          password_hash: str | None = None) -> dict[str, Any]:
+    """Create the world; return {"simulator_world": ..., "manifest": ...}. Caller commits.
+
+    `secret_key` must be the backend's HEALTHLOCK_SECRET_KEY: ID numbers are stored as digests keyed by it.
+    """
     password_hash = password_hash or hash_password(DEMO_PASSWORD)
     station = PoliceStation(id=uuid.uuid4(), name=STATION, duty_phone=STATION_PHONE)
     town = Town(id=uuid.uuid4(), name=TOWN, timezone="Asia/Shanghai", police_station_id=station.id)
@@ -93,6 +98,7 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
     codes = []
     for resident in RESIDENTS:
         person = _user(Role.TENANT, resident.family_name, resident.given_name, resident.phone, password_hash, now)
+        person.id_number_digest = keyed_digest(secret_key, resident.id_number)
         session.add(person)
         await session.flush()
         session.add(Tenancy(tenant_id=person.id, unit_id=units[resident.unit].id,
@@ -100,7 +106,7 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, password_hash
         await session.flush()
         code = f"HC-{secrets.token_hex(6).upper()}" if resident.colour else None
         if code:
-            codes.append({"code": code, "colour": resident.colour})
+            codes.append({"code": code, "colour": resident.colour, "holder_id_number": resident.id_number})
         if resident.isolated:
             session.add(IsolationOrder(person_id=person.id, unit_id=units[resident.unit].id,
                                        starts_at=now - dt.timedelta(days=2), ends_at=now + dt.timedelta(days=12),

@@ -16,6 +16,7 @@ class AlertKind(StrEnum):
     RED_CODE_ENTRY = "red_code_entry"
     YELLOW_CODE_ENTRY = "yellow_code_entry"
     NO_CODE_ATTEMPT = "no_code_attempt"
+    BORROWED_CODE = "borrowed_code"  # someone else's health code presented at the door
     REPEATED_FOREIGN_DOOR = "repeated_foreign_door"
     ISOLATED_WENT_OUT = "isolated_went_out"
     ISOLATED_WENT_IN = "isolated_went_in"

@@ -12,7 +12,7 @@ The backend's seed step writes this JSON file; `python -m simulator --world PATH
           "clock_offset_ms": 0       # the lock's clock minus real time, optional (default 0)
         }
       ],
-      "health_codes": [{"code": "<string>", "colour": "green|yellow|red"}],
+      "health_codes": [{"code": "<string>", "colour": "green|yellow|red", "holder_id_number": "<ID>"}],
       "authority_api_key": "<string>",   # X-Api-Key the fake health-code authority expects
       "sms_api_key": "<string>"          # Bearer token the fake SMS provider expects
     }
@@ -72,6 +72,8 @@ class LockSpec(_Strict):
 class HealthCodeSpec(_Strict):
     code: Annotated[str, Field(min_length=1)]
     colour: Colour
+    # The holder's ID-card number: the authority says whose code it is, so a borrowed code is caught.
+    holder_id_number: Annotated[str | None, Field(min_length=6, max_length=32, repr=False)] = None
 
 
 class World(_Strict):

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from app.auth.dependencies import ClockDep
@@ -20,6 +20,8 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     phone: str = Field(min_length=5, max_length=32)
     password: str = Field(min_length=1, max_length=200)
 

@@ -41,7 +41,9 @@ async def take_commands(session: AsyncSession, gateway: Gateway, now: dt.datetim
             .join(Lock, Lock.id == LockCommand.lock_id)
             .where(LockCommand.gateway_id == gateway.id, LockCommand.fetched_at.is_(None),
                    LockCommand.expires_at > now)
-            .order_by(LockCommand.created_at)
+            # Counter order, not creation order: two requests for one lock can take their counters in
+            # the opposite order of their timestamps, and a lock refuses a counter below one it has seen.
+            .order_by(LockCommand.counter)
         )
     ).all()
     commands = []

@@ -1,7 +1,7 @@
 """Client for the health-code authority's HTTP API.
 
     GET {base}/health-codes/{code}   header X-Api-Key
-      200 {"code": str, "colour": "green"|"yellow"|"red", "updated_at_ms": int}
+      200 {"code": str, "colour": "green"|"yellow"|"red", "updated_at_ms": int, "holder_id_number": str}
       404 the authority does not know this code
       401 our key is wrong (a configuration fault, reported as unreachable)
       5xx / timeout: the authority is unreachable
@@ -27,6 +27,7 @@ class AuthorityUnavailable(Exception):
 class AuthorityAnswer:
     colour: HealthColour | None  # None: the authority does not know the code
     updated_at: dt.datetime | None
+    holder_id_number: str | None = None  # compared as a keyed digest, never stored
 
 
 class HealthAuthorityClient:
@@ -51,6 +52,8 @@ class HealthAuthorityClient:
             raise AuthorityUnavailable(f"health-code authority answered {response.status_code}")
         try:
             body = response.json()
-            return AuthorityAnswer(HealthColour(body["colour"]), from_ms(int(body["updated_at_ms"])))
+            holder = body.get("holder_id_number")
+            return AuthorityAnswer(HealthColour(body["colour"]), from_ms(int(body["updated_at_ms"])),
+                                   str(holder) if holder else None)
         except (ValueError, KeyError, TypeError) as exc:
             raise AuthorityUnavailable(f"health-code authority sent an answer we cannot read: {exc!r}") from exc

@@ -41,15 +41,22 @@ async def record_health_evidence(
 ) -> HealthEvidence:
     if reply.code is None:
         return HealthEvidence(HealthStatus.NONE_SUBMITTED)
+    code_digest = keyed_digest(secret_key, reply.code)
     if reply.answer is None:
         last = await _last_status(session, person)
-        if last is not None and now - last.observed_at <= max_age:
+        # Only a recent colour of this very code counts: any text must not borrow the person's record.
+        if last is not None and last.code_digest == code_digest and now - last.observed_at <= max_age:
             return HealthEvidence(HealthStatus.UNREACHABLE_RECENT, last.colour)
         return HealthEvidence(HealthStatus.UNREACHABLE_STALE)
     if reply.answer.colour is None:
         return HealthEvidence(HealthStatus.UNKNOWN_CODE)
+    holder = reply.answer.holder_id_number
+    if holder is None or person.id_number_digest is None or keyed_digest(secret_key, holder) != person.id_number_digest:
+        # Someone else's code (or one that cannot be tied to this person): its colour is not theirs,
+        # so nothing is recorded against them.
+        return HealthEvidence(HealthStatus.NOT_HOLDER)
     # Only the authority sets a colour; every observation is kept with where it came from.
-    session.add(HealthCodeStatus(person_id=person.id, code_digest=keyed_digest(secret_key, reply.code),
+    session.add(HealthCodeStatus(person_id=person.id, code_digest=code_digest,
                                  colour=reply.answer.colour, source=reply.source, observed_at=now))
     return HealthEvidence(HealthStatus.KNOWN, reply.answer.colour)
 

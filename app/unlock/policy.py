@@ -19,6 +19,7 @@ class HealthStatus(StrEnum):
     KNOWN = "known"  # the authority answered with a colour just now
     NONE_SUBMITTED = "none_submitted"
     UNKNOWN_CODE = "unknown_code"  # the authority does not know the code
+    NOT_HOLDER = "not_holder"  # the authority says the code is someone else's
     UNREACHABLE_RECENT = "unreachable_recent"  # authority down; a recent colour is on file
     UNREACHABLE_STALE = "unreachable_stale"  # authority down; nothing recent on file
 
@@ -82,6 +83,11 @@ def decide(has_tenancy: bool, gating_enabled: bool, health: HealthEvidence, poli
     if health.status is HealthStatus.UNKNOWN_CODE:
         return Decision(
             False, "unknown_code", "卫健部门查不到这个健康码，门保持关闭。请核对健康码后重试。", _NO_CODE_ALERT
+        )
+    if health.status is HealthStatus.NOT_HOLDER:
+        return Decision(
+            False, "code_of_another_person", "这个健康码不属于您本人，门保持关闭。请出示您自己的健康码。",
+            (AlertSpec(AlertKind.BORROWED_CODE, Severity.WARNING),),
         )
     notice = (AlertSpec(AlertKind.AUTHORITY_UNREACHABLE, Severity.NOTICE),)
     if health.status is HealthStatus.UNREACHABLE_STALE or (

@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models import UnlockAttempt
 
 
 class UnlockRequest(BaseModel):
+    # A misspelt field (healthCode) must not silently become "no code submitted" and an SMS to police.
+    model_config = ConfigDict(extra="forbid")
+
     lock_id: uuid.UUID
     health_code: str | None = Field(default=None, max_length=64, description="the code shown in the health app")
 

@@ -12,7 +12,6 @@ import copy
 import datetime as dt
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from tests.conftest import PG_ENV, _admin
 
 SIM_READY_TIMEOUT_S = 30.0
 AUTHORITY_KEY, SMS_KEY = "test-authority-key", "test-sms-key"
+# Seeded ID-number digests are keyed by it, so the seed and the app under test must share it.
+TEST_SECRET_KEY = "test-secret-key-for-digests-0001"
 DEMO_PASSWORD_HASH = cheap_password_hash(DEMO_PASSWORD)
 
 
@@ -56,8 +57,11 @@ class SimulatorProcess:
     def sms_url(self) -> str:
         return f"{self.url}/sms/v1"
 
-    def set_colour(self, code: str, colour: str) -> None:
-        self.http.put(f"{self.authority_url}/health-codes/{code}", json={"colour": colour},
+    def set_colour(self, code: str, colour: str, holder_id_number: str | None = None) -> None:
+        body = {"colour": colour}
+        if holder_id_number is not None:
+            body["holder_id_number"] = holder_id_number
+        self.http.put(f"{self.authority_url}/health-codes/{code}", json=body,
                       headers={"X-Api-Key": AUTHORITY_KEY}).raise_for_status()
 
     def outage(self, service: str, down: bool) -> None:
@@ -157,7 +161,7 @@ class SeededTemplates:
             upgrade_to_head(url)
             world = asyncio.run(_seed(url))
             for code in world["simulator_world"]["health_codes"]:
-                self._simulator.set_colour(code["code"], code["colour"])
+                self._simulator.set_colour(code["code"], code["colour"], code["holder_id_number"])
             self._made[kind] = SeededDatabase(url, world)
         return self._made[kind]
 
@@ -171,7 +175,7 @@ async def _seed(url: str) -> dict[str, Any]:
     engine = make_engine(url)
     try:
         async with make_session_factory(engine)() as session, session.begin():
-            return await seed_demo_world(session, dt.datetime.now(dt.UTC), DEMO_PASSWORD_HASH)
+            return await seed_demo_world(session, dt.datetime.now(dt.UTC), TEST_SECRET_KEY, DEMO_PASSWORD_HASH)
     finally:
         await engine.dispose()  # on SQLite this checkpoints the WAL into the file we copy
 
@@ -218,7 +222,7 @@ async def backend(seeded_database: SeededDatabase, simulator: SimulatorProcess) 
     """The app with its lifespan running on a fresh seeded database; requests go through ASGITransport."""
     database_url, world = seeded_database.url, copy.deepcopy(seeded_database.world)
     settings = Settings(
-        database_url=database_url, secret_key=secrets.token_hex(16),
+        database_url=database_url, secret_key=TEST_SECRET_KEY,
         health_authority_url=simulator.authority_url, health_authority_api_key=AUTHORITY_KEY,
         sms_provider_url=simulator.sms_url, sms_api_key=SMS_KEY, delivery_poll_s=0.05,
     )

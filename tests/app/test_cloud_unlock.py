@@ -282,3 +282,50 @@ async def test_waiting_unlock_returns_confirmed_once_the_lock_reports(world: Wor
         r = await request
     assert r.status_code == 201, r.text
     assert (r.json()["state"], r.json()["final"]) == ("confirmed", True)
+
+
+async def test_someone_elses_green_code_does_not_open_for_a_red_tenant(world: World) -> None:
+    r = await world.unlock("red", code=world.person("green")["health_code"])
+
+    assert r.status_code == 201, r.text
+    view = r.json()
+    assert (view["state"], view["granted"], view["reason_code"]) == ("denied", False, "code_of_another_person")
+    assert await world.all(select(LockCommand)) == []
+    assert await world.all(select(HealthCodeStatus)) == []  # the borrowed colour is recorded against nobody
+    [alert] = await world.alerts()
+    assert (alert.kind, alert.severity, alert.subject_masked) == (AlertKind.BORROWED_CODE, Severity.WARNING, "张某")
+    [sms] = await world.sms_count_settles(1, "the borrowed-code SMS")
+    assert "张某出示他人健康码试图开门" in sms["text"], sms["text"]
+
+
+async def test_someone_elses_red_code_never_reports_a_green_tenant_as_red(world: World) -> None:
+    r = await world.unlock("green", code=world.person("red")["health_code"])
+
+    assert r.json()["reason_code"] == "code_of_another_person"
+    assert await world.alerts(AlertKind.RED_CODE_ENTRY) == []
+    [sms] = await world.sms_count_settles(1, "the borrowed-code SMS")
+    assert "红码" not in sms["text"], sms["text"]
+
+
+async def test_authority_outage_falls_back_only_for_the_same_code(world: World) -> None:
+    assert (await world.unlock("green")).json()["reason_code"] == "green_code"
+    world.backend.simulator.outage("authority", True)
+
+    r = await world.unlock("green", code="ANY-TEXT")
+
+    assert (r.json()["state"], r.json()["reason_code"]) == ("denied", "authority_unreachable")
+    attempt_id = uuid.UUID(r.json()["attempt_id"])
+    assert await world.all(select(LockCommand).where(LockCommand.attempt_id == attempt_id)) == []
+
+
+async def test_a_misspelt_field_is_refused_rather_than_read_as_no_code(world: World) -> None:
+    body = {"lock_id": str(world.lock_of("yellow")), "healthCode": world.person("yellow")["health_code"]}
+
+    r = await world.client.post("/api/v1/tenant/unlocks", params={"wait_s": 0}, json=body,
+                                headers=await world.headers("yellow"))
+
+    assert r.status_code == 422, r.text
+    assert r.json()["error"] == "invalid_request"
+    assert "healthCode" in r.json()["detail"]
+    assert await world.all(select(UnlockAttempt)) == []
+    assert await world.alerts() == []

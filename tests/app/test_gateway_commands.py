@@ -206,3 +206,23 @@ async def test_lock_counter_is_kept_in_the_database(world: World) -> None:
 
     lock = await world.get(Lock, world.lock_of("green"))
     assert lock.command_counter == 2
+
+
+async def test_commands_for_one_lock_are_handed_out_in_counter_order(world: World) -> None:
+    """Two requests can sign their counters in the opposite order of their timestamps; the lock refuses a
+    counter below one it has seen, so the gateway must get them in counter order."""
+    first = (await world.unlock("green")).json()["attempt_id"]
+    second = (await world.unlock("green")).json()["attempt_id"]
+    async with world.db() as session, session.begin():
+        later = (await session.execute(
+            select(LockCommand).where(LockCommand.attempt_id == uuid.UUID(second)))).scalar_one()
+        earlier = (await session.execute(
+            select(LockCommand).where(LockCommand.attempt_id == uuid.UUID(first)))).scalar_one()
+        assert later.counter > earlier.counter
+        later.created_at = earlier.created_at - dt.timedelta(milliseconds=5)  # signed second, stamped first
+
+    commands = await world.take_commands()
+
+    counters = [CommandFrame.decode(base64.b64decode(c["frame_b64"])).counter for c in commands]
+    assert len(counters) == 2
+    assert counters == sorted(counters)

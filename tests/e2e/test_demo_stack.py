@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from simulator.scenario_player import Player
 
 pytestmark = pytest.mark.e2e
 
+PARALLEL_UNLOCKS = 6  # concurrent requests for one lock: enough to interleave counters, bounded
 RESULT_WAIT_S = 10.0  # the gateway's result queue retries within seconds
 ATTEMPT_SETTLE_S = 40.0  # command TTL (30 s) plus expiry grace: the longest an attempt can stay open
 
@@ -51,6 +53,18 @@ def test_seed_scenarios_and_field_failures_on_real_processes(stack: DemoStack) -
     failed = [o for o in outcomes if not o.ok]
     assert not failed, "\n".join(f"{o.scenario}: {o.decision} | {o.lock} | {o.sms} {o.problem}" for o in failed)
     assert [o.scenario.split()[0] for o in outcomes] == ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
+
+    # Two tenants of one unit at once: counters are signed in one order, must reach the lock in that order.
+    isolated, no_code = stack.manifest["people"]["isolated"], stack.manifest["people"]["no_code"]
+    rejections_before = len(player.lock_state(isolated["lock_id"])["rejections"])
+    with ThreadPoolExecutor(PARALLEL_UNLOCKS) as pool:
+        answers = list(pool.map(
+            lambda _i: Player(stack.manifest).unlock("isolated", isolated["lock_id"], isolated["health_code"]).json(),
+            range(PARALLEL_UNLOCKS),
+        ))
+    states = [_settle(player, "isolated", a["attempt_id"])["state"] for a in answers]
+    assert states == ["confirmed"] * PARALLEL_UNLOCKS, states
+    assert len(player.lock_state(no_code["lock_id"])["rejections"]) == rejections_before
 
     # F2: a jammed lock acknowledges the write but its record says the bolt did not move.
     green = stack.manifest["people"]["green"]
