@@ -32,6 +32,8 @@ from lock_gateway.protocol import lock_frames
 from lock_gateway.protocol.gateway_api import Command, CommandOutcome, CommandResult, decode_frame
 
 log = structlog.get_logger(__name__)
+# Time for the link supervisor to reconnect and re-read INFO before the heartbeat reports the offset.
+CLOCK_REMEASURE_WAIT_S = 1.5
 
 # Command ids remembered after execution, so a re-sent command is never written twice; a few hours
 # of traffic for a busy gateway.
@@ -51,7 +53,8 @@ class Outcome:
 class CommandRunner:
     def __init__(self, backend: BackendClient, links: LinkRegistry, queue: DurableQueue, clock: Clock,
                  long_poll_ms: int, gatt_op_timeout_s: float, lock_wait_s: float,
-                 retry_cap_s: float, on_result_queued: Callable[[], None]) -> None:
+                 retry_cap_s: float, on_result_queued: Callable[[], None],
+                 on_clock_remeasured: Callable[[], None] = lambda: None) -> None:
         self._backend = backend
         self._links = links
         self._queue = queue
@@ -61,6 +64,7 @@ class CommandRunner:
         self._lock_wait_s = lock_wait_s
         self._retry_cap_s = retry_cap_s
         self._on_result_queued = on_result_queued
+        self._on_clock_remeasured = on_clock_remeasured
         self._seen: OrderedDict[uuid.UUID, None] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -117,6 +121,12 @@ class CommandRunner:
             # The link's state is unknown after a lost answer: close it; the supervisor rebuilds it
             # and re-reads INFO (clock offset) at once.
             await link.drop(f"answer to command {command.command_id} lost: {outcome.detail}")
+        elif outcome.reject_reason == lock_frames.RejectReason.EXPIRED:
+            # The lock's clock disagrees with our last measurement: rebuild the link (which re-reads
+            # INFO) and report the new offset now, so the next command is signed for the lock's clock.
+            await link.drop("lock refused a command as expired: re-measuring its clock")
+            await asyncio.sleep(CLOCK_REMEASURE_WAIT_S)
+            self._on_clock_remeasured()
 
     def _expired(self, command: Command, server_offset_ms: int) -> bool:
         return self._clock.now_ms() + server_offset_ms >= command.expires_at_ms

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 
@@ -24,7 +25,12 @@ class HeartbeatSender:
         self._queue = queue
         self._clock = clock
         self._interval_s = interval_s
+        self._wake = asyncio.Event()
         self.last_server_time_ms: int | None = None
+
+    def wake(self) -> None:
+        """Beat now rather than at the next interval (a clock offset was just re-measured)."""
+        self._wake.set()
 
     async def beat_once(self) -> None:
         beat = Heartbeat(
@@ -42,4 +48,7 @@ class HeartbeatSender:
                 await self.beat_once()
             except (BackendUnavailable, BackendRefusedBatch) as exc:
                 log.warning("heartbeat_failed", error=str(exc))
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
+            self._wake.clear()

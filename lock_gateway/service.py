@@ -54,14 +54,15 @@ class GatewayService:
             settings.connect_budget_s, settings.scan_timeout_s, settings.gatt_op_timeout_s
         )
         self.links = LinkRegistry(self.ble, timeouts, self.clock, self.recorder.record, settings.retry_cap_s)
+        self.heartbeat = HeartbeatSender(self.backend, self.links, self.queue, self.clock,
+                                         settings.heartbeat_s)
         self.commands = CommandRunner(
             self.backend, self.links, self.queue, self.clock,
             long_poll_ms=settings.long_poll_ms, gatt_op_timeout_s=settings.gatt_op_timeout_s,
             lock_wait_s=settings.connect_budget_s + LOCK_WAIT_MARGIN_S,
             retry_cap_s=settings.retry_cap_s, on_result_queued=self.results_out.wake,
+            on_clock_remeasured=self.heartbeat.wake,
         )
-        self.heartbeat = HeartbeatSender(self.backend, self.links, self.queue, self.clock,
-                                         settings.heartbeat_s)
 
     async def run(self, on_ready: Callable[[], None]) -> None:
         """Run until cancelled; BackendAuthRejected (in an ExceptionGroup) means stop for good."""

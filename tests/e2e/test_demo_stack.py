@@ -25,6 +25,8 @@ from simulator.scenario_player import Player
 
 pytestmark = pytest.mark.e2e
 
+CLOCK_JUMP_MS = 10 * 60 * 1000  # beyond command TTL plus the lock's skew tolerance
+CLOCK_REMEASURE_S = 3.0  # the gateway reconnects, re-reads the lock's clock and heartbeats within ~2 s
 PARALLEL_UNLOCKS = 6  # concurrent requests for one lock: enough to interleave counters, bounded
 RESULT_WAIT_S = 10.0  # the gateway's result queue retries within seconds
 ATTEMPT_SETTLE_S = 40.0  # command TTL (30 s) plus expiry grace: the longest an attempt can stay open
@@ -93,6 +95,15 @@ def test_seed_scenarios_and_field_failures_on_real_processes(stack: DemoStack) -
     answer_lost = player.unlock("red", red["lock_id"], red["health_code"]).json()
     assert _settle(player, "red", answer_lost["attempt_id"])["state"] == "confirmed"
     assert _gateway_outcome(stack, answer_lost["attempt_id"]) == "unknown"
+
+    # A lock clock that jumped ahead refuses a command as expired; the gateway re-measures the clock at
+    # once and the next command is signed for the lock's new time.
+    player.sim.post(f"/locks/{yellow['lock_id']}/clock", json={"offset_ms": CLOCK_JUMP_MS}).raise_for_status()
+    refused = player.unlock("yellow", yellow["lock_id"], yellow["health_code"]).json()
+    assert _settle(player, "yellow", refused["attempt_id"])["state"] == "rejected_by_lock"
+    time.sleep(CLOCK_REMEASURE_S)
+    retried = player.unlock("yellow", yellow["lock_id"], yellow["health_code"]).json()
+    assert _settle(player, "yellow", retried["attempt_id"])["state"] == "confirmed"
 
     # Lock health reached the landlord: battery and presence came through the gateway's heartbeats.
     landlord = stack.manifest["landlord"]
