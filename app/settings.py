@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "dev-only-change-me"  # noqa: S105 - the marker we refuse outside development
+MIN_SECRET_LEN = 16  # shorter keys make the keyed digests of ID numbers and codes guessable
 
 
 class Settings(BaseSettings):
@@ -20,25 +21,27 @@ class Settings(BaseSettings):
 
     health_authority_url: str = "http://127.0.0.1:8701/authority/v1"
     health_authority_api_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
-    health_authority_timeout_s: float = 2.0  # the tenant is waiting at the door
+    health_authority_timeout_s: float = Field(default=2.0, gt=0)  # the tenant is waiting at the door
     # When the authority is down, a colour seen this recently still decides (DESIGN: "last known if recent").
-    health_status_max_age_s: int = 12 * 3600
+    health_status_max_age_s: int = Field(default=12 * 3600, ge=0)
 
     sms_provider_url: str | None = None  # None: console delivery only
     sms_api_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
 
-    command_ttl_s: int = 30  # long enough for a reconnect, short enough that a stale unlock is useless
-    unlock_wait_s: float = 5.0  # how long POST /unlocks waits for the lock before returning to poll
-    session_ttl_s: int = 12 * 3600
-    delivery_poll_s: float = 0.25
+    command_ttl_s: int = Field(default=30, gt=0)  # enough for a reconnect; a stale unlock is useless
+    unlock_wait_s: float = Field(default=5.0, ge=0, le=10)  # POST /unlocks waits this long for the lock
+    session_ttl_s: int = Field(default=12 * 3600, gt=0)
+    delivery_poll_s: float = Field(default=0.25, gt=0)
     run_delivery_worker: bool = True
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment == "production":
             for name in ("secret_key", "health_authority_api_key", "sms_api_key"):
-                if getattr(self, name).get_secret_value() == PLACEHOLDER_SECRET:
-                    raise ValueError(f"HEALTHLOCK_{name.upper()} must be set to a real secret in production")
+                value = getattr(self, name).get_secret_value()
+                if value == PLACEHOLDER_SECRET or len(value) < MIN_SECRET_LEN:
+                    raise ValueError(f"HEALTHLOCK_{name.upper()} must be set to a real secret of at least "
+                                     f"{MIN_SECRET_LEN} characters in production")
         return self
 
     @property
