@@ -41,11 +41,11 @@ def _demo(args: argparse.Namespace) -> int:
             f"Demo phones and codes: {stack.workdir / 'demo-manifest.json'}\nCtrl-C stops everything.\n"
         )
         sys.stdout.flush()
-        _wait_for_interrupt(stack)
+        _wait_for_interrupt()
     return 0
 
 
-def _wait_for_interrupt(stack: object) -> None:
+def _wait_for_interrupt() -> None:
     stop = False
 
     def _stop(_signum: int, _frame: object) -> None:
