@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.secrets import hash_password, keyed_digest, new_token, token_digest
+from app.auth.secrets import hash_password, id_number_digest, new_token, token_digest
 from lock_gateway.protocol.lock_frames import LOCK_KEY_LEN, ble_address_for
 from models import (
     Gateway,
@@ -98,7 +98,7 @@ async def seed_demo_world(session: AsyncSession, now: dt.datetime, secret_key: s
     codes = []
     for resident in RESIDENTS:
         person = _user(Role.TENANT, resident.family_name, resident.given_name, resident.phone, password_hash, now)
-        person.id_number_digest = keyed_digest(secret_key, resident.id_number)
+        person.id_number_digest = id_number_digest(secret_key, resident.id_number)
         session.add(person)
         await session.flush()
         session.add(Tenancy(tenant_id=person.id, unit_id=units[resident.unit].id,

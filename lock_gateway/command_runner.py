@@ -12,6 +12,7 @@ A command is written at most once: the gateway never retries a write by itself (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,8 +33,6 @@ from lock_gateway.protocol import lock_frames
 from lock_gateway.protocol.gateway_api import Command, CommandOutcome, CommandResult, decode_frame
 
 log = structlog.get_logger(__name__)
-# Time for the link supervisor to reconnect and re-read INFO before the heartbeat reports the offset.
-CLOCK_REMEASURE_WAIT_S = 1.5
 
 # Command ids remembered after execution, so a re-sent command is never written twice; a few hours
 # of traffic for a busy gateway.
@@ -122,11 +121,7 @@ class CommandRunner:
             # and re-reads INFO (clock offset) at once.
             await link.drop(f"answer to command {command.command_id} lost: {outcome.detail}")
         elif outcome.reject_reason == lock_frames.RejectReason.EXPIRED:
-            # The lock's clock disagrees with our last measurement: rebuild the link (which re-reads
-            # INFO) and report the new offset now, so the next command is signed for the lock's clock.
-            await link.drop("lock refused a command as expired: re-measuring its clock")
-            await asyncio.sleep(CLOCK_REMEASURE_WAIT_S)
-            self._on_clock_remeasured()
+            self._on_clock_remeasured()  # the offset was re-read in _deliver: report it now
 
     def _expired(self, command: Command, server_offset_ms: int) -> bool:
         return self._clock.now_ms() + server_offset_ms >= command.expires_at_ms
@@ -149,7 +144,13 @@ class CommandRunner:
                 return Outcome(CommandOutcome.NOT_DELIVERED, "expired before delivery")
             # From here on bytes may reach the lock: no outer deadline may turn a lost answer into
             # NOT_DELIVERED, so the write carries its own.
-            return await self._write(client, decode_frame(command.frame_b64))
+            outcome = await self._write(client, decode_frame(command.frame_b64))
+            if outcome.reject_reason == lock_frames.RejectReason.EXPIRED:
+                # The lock's clock disagrees with our measurement: read it again while we hold the lock,
+                # so the backend can sign the next command for the lock's own time.
+                with contextlib.suppress(BleakError, TimeoutError):
+                    await link.refresh_info(client)
+            return outcome
         finally:
             link.mutex.release()
 

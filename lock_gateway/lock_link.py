@@ -175,7 +175,8 @@ class LockLink:
             with contextlib.suppress(BleakError, TimeoutError):
                 async with asyncio.timeout(DISCONNECT_TIMEOUT_S):
                     await client.disconnect()
-        self.link_lost.set()
+        if self._client is None:  # a reconnect during the disconnect owns a fresh, live link: leave it be
+            self.link_lost.set()
 
     async def drop(self, why: str) -> None:
         """Close the link on purpose (unusable after a lost answer, or lock unassigned)."""

@@ -38,5 +38,13 @@ def token_digest(token: str) -> str:
 
 
 def keyed_digest(secret_key: str, value: str) -> str:
-    """ID numbers and health codes have little entropy: key the digest so it cannot be brute-forced."""
-    return hmac.new(secret_key.encode(), value.strip().upper().encode(), hashlib.sha256).hexdigest()
+    """ID numbers and health codes have little entropy: key the digest so it cannot be brute-forced.
+
+    The value is taken exactly as given: a code the authority would not recognise must not match one it does.
+    """
+    return hmac.new(secret_key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def id_number_digest(secret_key: str, id_number: str) -> str:
+    """ID-card numbers end in a check character that may be written x or X."""
+    return keyed_digest(secret_key, id_number.strip().upper())

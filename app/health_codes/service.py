@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.secrets import keyed_digest
+from app.auth.secrets import id_number_digest, keyed_digest
 from app.health_codes.authority import AuthorityAnswer, AuthorityUnavailable, HealthAuthorityClient
 from app.unlock.policy import HealthEvidence, HealthStatus
 from models import HealthCodeStatus, User
@@ -51,10 +51,10 @@ async def record_health_evidence(
     if reply.answer.colour is None:
         return HealthEvidence(HealthStatus.UNKNOWN_CODE)
     holder = reply.answer.holder_id_number
-    if holder is None or person.id_number_digest is None or keyed_digest(secret_key, holder) != person.id_number_digest:
-        # Someone else's code (or one that cannot be tied to this person): its colour is not theirs,
-        # so nothing is recorded against them.
-        return HealthEvidence(HealthStatus.NOT_HOLDER)
+    if holder is None or person.id_number_digest is None:
+        return HealthEvidence(HealthStatus.HOLDER_UNKNOWN)  # cannot be tied to anyone: no accusation
+    if id_number_digest(secret_key, holder) != person.id_number_digest:
+        return HealthEvidence(HealthStatus.NOT_HOLDER)  # someone else's: its colour is not recorded for them
     # Only the authority sets a colour; every observation is kept with where it came from.
     session.add(HealthCodeStatus(person_id=person.id, code_digest=code_digest,
                                  colour=reply.answer.colour, source=reply.source, observed_at=now))

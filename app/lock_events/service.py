@@ -61,7 +61,10 @@ async def _ingest_one(session: AsyncSession, gateway: Gateway, index: int, uploa
     if not frame.verify(lock.key):
         _security_audit(session, gateway, now, "forged_event_frame", f"lock {lock.id} seq {frame.seq}")
         return _receipt(index, api.EventStatus.REJECTED, frame, "MAC does not verify with this lock's key")
-    occurred_at = from_ms(frame.occurred_at_ms - lock.clock_offset_ms)
+    # Corrected by the drift measured at the last contact; and never later than its arrival: a lock clock
+    # that jumped ahead since then would otherwise date the event in the future and pin the lock's state.
+    arrived_at = min(now, from_ms(uploaded.received_at_ms - gateway.clock_offset_ms))
+    occurred_at = min(from_ms(frame.occurred_at_ms - lock.clock_offset_ms), arrived_at)
     try:
         async with session.begin_nested():
             session.add(LockEvent(

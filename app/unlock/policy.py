@@ -20,6 +20,7 @@ class HealthStatus(StrEnum):
     NONE_SUBMITTED = "none_submitted"
     UNKNOWN_CODE = "unknown_code"  # the authority does not know the code
     NOT_HOLDER = "not_holder"  # the authority says the code is someone else's
+    HOLDER_UNKNOWN = "holder_unknown"  # the authority does not say whose it is, or we hold no ID for the person
     UNREACHABLE_RECENT = "unreachable_recent"  # authority down; a recent colour is on file
     UNREACHABLE_STALE = "unreachable_stale"  # authority down; nothing recent on file
 
@@ -89,6 +90,9 @@ def decide(has_tenancy: bool, gating_enabled: bool, health: HealthEvidence, poli
             False, "code_of_another_person", "这个健康码不属于您本人，门保持关闭。请出示您自己的健康码。",
             (AlertSpec(AlertKind.BORROWED_CODE, Severity.WARNING),),
         )
+    if health.status is HealthStatus.HOLDER_UNKNOWN:
+        return Decision(False, "code_holder_unknown",
+                        "无法确认这个健康码属于您本人，门保持关闭。请联系房东或社区核对身份信息。")
     notice = (AlertSpec(AlertKind.AUTHORITY_UNREACHABLE, Severity.NOTICE),)
     if health.status is HealthStatus.UNREACHABLE_STALE or (
         health.status is HealthStatus.UNREACHABLE_RECENT and not policy.fallback_to_recent_status

@@ -42,7 +42,7 @@ async def cloud_unlock(
     # The decision, its alerts and the command must be durable before anyone waits on the lock.
     await session.commit()
     wait = request.app.state.settings.unlock_wait_s if wait_s is None else wait_s
-    view = AttemptView.of(attempt, is_final(attempt))
+    view = AttemptView.of(attempt, is_final(attempt, clock.now()))
     if wait > 0 and not view.final:
         view = await _wait_for_lock(session, tenant, attempt.id, clock, wait)
     if attempt.reason_code == NO_TENANCY.reason_code:
@@ -59,8 +59,8 @@ async def _wait_for_lock(session: SessionDep, tenant: CurrentTenant, attempt_id:
     while True:
         attempt = await load_attempt(session, tenant, attempt_id, clock.now())
         await session.commit()  # end the read transaction so the next read sees the gateway's writes
-        if is_final(attempt) or loop.time() >= deadline:
-            return AttemptView.of(attempt, is_final(attempt))
+        if is_final(attempt, clock.now()) or loop.time() >= deadline:
+            return AttemptView.of(attempt, is_final(attempt, clock.now()))
         await asyncio.sleep(ATTEMPT_POLL_S)
 
 
@@ -68,19 +68,22 @@ async def _wait_for_lock(session: SessionDep, tenant: CurrentTenant, attempt_id:
 async def get_attempt(attempt_id: uuid.UUID, tenant: CurrentTenant, session: SessionDep,
                       clock: ClockDep) -> AttemptView:
     attempt = await load_attempt(session, tenant, attempt_id, clock.now())
-    return AttemptView.of(attempt, is_final(attempt))
+    return AttemptView.of(attempt, is_final(attempt, clock.now()))
 
 
 @router.get("/unlocks")
-async def list_attempts(tenant: CurrentTenant, session: SessionDep,
+async def list_attempts(tenant: CurrentTenant, session: SessionDep, clock: ClockDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[AttemptView]:
-    attempts = (
+    now = clock.now()
+    attempt_ids = (
         await session.execute(
-            select(UnlockAttempt).where(UnlockAttempt.tenant_id == tenant.id)
+            select(UnlockAttempt.id).where(UnlockAttempt.tenant_id == tenant.id)
             .order_by(UnlockAttempt.requested_at.desc()).limit(limit)
         )
     ).scalars().all()
-    return [AttemptView.of(a, is_final(a)) for a in attempts]
+    # Each through load_attempt, so an undelivered command past its expiry reads expired here too.
+    attempts = [await load_attempt(session, tenant, attempt_id, now) for attempt_id in attempt_ids]
+    return [AttemptView.of(a, is_final(a, now)) for a in attempts]
 
 
 @router.get("/rooms")

@@ -7,6 +7,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.unlock.transitions import OUTCOME_REASON
 from models import UnlockAttempt
 
 
@@ -24,7 +25,8 @@ class AttemptView(BaseModel):
     state: str
     granted: bool
     reason_code: str
-    reason: str
+    reason: str  # what the tenant should read now: the outcome if the door did not simply open
+    decision_reason: str  # the policy's decision in words
     health_colour: str | None
     requested_at: dt.datetime
     updated_at: dt.datetime
@@ -38,7 +40,8 @@ class AttemptView(BaseModel):
             state=attempt.state.value,
             granted=attempt.granted,
             reason_code=attempt.reason_code,
-            reason=attempt.reason,
+            reason=OUTCOME_REASON.get(attempt.state, attempt.reason),
+            decision_reason=attempt.reason,
             health_colour=attempt.health_colour,
             requested_at=attempt.requested_at,
             updated_at=attempt.updated_at,

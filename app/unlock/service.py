@@ -20,7 +20,7 @@ from app.health_codes.service import AuthorityReply, ask_authority, record_healt
 from app.locks.place import place_of_lock
 from app.unlock.commands import issue_unlock_command
 from app.unlock.policy import NO_TENANCY, AlertSpec, HealthEvidence, HealthStatus, JurisdictionPolicy, decide
-from app.unlock.transitions import OUTCOME_REASON, advance_attempt
+from app.unlock.transitions import advance_attempt
 from models import Lock, LockCommand, Tenancy, UnlockAttempt, User
 from models.alerts import AlertKind, Severity
 from models.unlock import TERMINAL_STATES, AttemptState
@@ -122,10 +122,16 @@ async def load_attempt(session: AsyncSession, tenant: User, attempt_id: uuid.UUI
         expires_at = await session.scalar(select(LockCommand.expires_at).where(LockCommand.attempt_id == attempt.id))
         if expires_at is not None and now > expires_at + EXPIRY_GRACE:
             if await advance_attempt(session, attempt.id, AttemptState.EXPIRED, now):
-                attempt.state, attempt.updated_at, attempt.reason = AttemptState.EXPIRED, now, OUTCOME_REASON[
-                    AttemptState.EXPIRED]
+                attempt.state, attempt.updated_at = AttemptState.EXPIRED, now
     return attempt
 
 
-def is_final(attempt: UnlockAttempt) -> bool:
+# An answer lost after the write stays "unknown"; with no lock record this long after, nothing more will
+# be learnt on the phone's time scale: the attempt is final (a later lock record still confirms it).
+UNKNOWN_SETTLE = dt.timedelta(seconds=60)
+
+
+def is_final(attempt: UnlockAttempt, now: dt.datetime) -> bool:
+    if attempt.state is AttemptState.UNKNOWN:
+        return now - attempt.updated_at >= UNKNOWN_SETTLE
     return attempt.state in TERMINAL_STATES

@@ -31,11 +31,11 @@ ALLOWED_FROM: dict[S, frozenset[S]] = {
 }
 
 
-# When a granted attempt ends without opening the door, the tenant reads why and what to do instead of
-# the decision's "command sent".
+# What the tenant reads once a granted attempt did not simply open the door; the decision's own reason
+# stays in unlock_attempts.reason (shown again if a lock record later confirms the attempt).
 OUTCOME_REASON: dict[S, str] = {
     S.FAILED_NOT_DELIVERED: "网关未能连上门锁，开门指令没有送达，门未打开。请稍后重试；多次失败请联系房东。",
-    S.UNKNOWN: "开门指令已发给门锁，但没有收到门锁的回复，正在等待门锁记录确认。",
+    S.UNKNOWN: "开门指令已发给门锁，但没有收到门锁的回复，无法确认门是否已开。门锁上报记录后状态会更新。",
     S.REJECTED_BY_LOCK: "门锁拒绝了这条开门指令，门未打开。请重试；多次失败请联系房东。",
     S.EXPIRED: "开门指令在送达门锁之前已过期，门未打开。请重试。",
     S.JAMMED: "门锁报告锁舌卡住，门未打开。已记录故障，请联系房东检修。",
@@ -47,11 +47,7 @@ async def advance_attempt(session: AsyncSession, attempt_id: uuid.UUID, new_stat
     result = await session.execute(
         update(UnlockAttempt)
         .where(UnlockAttempt.id == attempt_id, UnlockAttempt.state.in_(ALLOWED_FROM[new_state]))
-        .values(state=new_state, updated_at=now, **_reason_for(new_state))
+        .values(state=new_state, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _reason_for(state: S) -> dict[str, str]:
-    return {"reason": OUTCOME_REASON[state]} if state in OUTCOME_REASON else {}

@@ -329,3 +329,21 @@ async def test_a_misspelt_field_is_refused_rather_than_read_as_no_code(world: Wo
     assert "healthCode" in r.json()["detail"]
     assert await world.all(select(UnlockAttempt)) == []
     assert await world.alerts() == []
+
+
+async def test_a_code_the_authority_names_no_holder_for_is_refused_without_accusing_anyone(world: World) -> None:
+    world.backend.simulator.set_colour("HC-NO-HOLDER-ON-FILE", "green")  # issued without a holder
+
+    r = await world.unlock("green", code="HC-NO-HOLDER-ON-FILE")
+
+    assert (r.json()["state"], r.json()["reason_code"]) == ("denied", "code_holder_unknown")
+    assert await world.alerts() == []
+
+
+async def test_authority_outage_fallback_needs_the_code_exactly_as_the_authority_knows_it(world: World) -> None:
+    assert (await world.unlock("green")).json()["reason_code"] == "green_code"
+    world.backend.simulator.outage("authority", True)
+
+    r = await world.unlock("green", code=world.person("green")["health_code"].lower())
+
+    assert (r.json()["state"], r.json()["reason_code"]) == ("denied", "authority_unreachable")

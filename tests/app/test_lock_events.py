@@ -285,3 +285,16 @@ async def test_genuine_record_relayed_by_a_gateway_not_serving_the_lock_is_rejec
     assert await world.all(select(LockEvent)) == []
     [accepted] = await world.post_events(frame)  # the serving gateway may still deliver it
     assert accepted["status"] == "stored"
+
+
+async def test_record_dated_in_the_future_by_a_jumped_lock_clock_is_dated_no_later_than_its_arrival(
+    world: World,
+) -> None:
+    lock_id = world.lock_of("green")
+    before = dt.datetime.now(dt.UTC)
+
+    await world.post_events(world.event(lock_id, EventKind.DOOR_OPENED_INSIDE, seq=1,
+                                        occurred_at_ms=now_ms() + 10 * 60_000))
+
+    [record] = await world.all(select(LockEvent).where(LockEvent.lock_id == lock_id))
+    assert before - dt.timedelta(seconds=5) <= record.occurred_at <= record.received_at
