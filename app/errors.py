@@ -4,9 +4,7 @@ HealthLockError
  ├── NotFound (404)          the thing named does not exist or is not yours to see
  ├── Unauthorized (401)      no or bad credentials
  ├── Forbidden (403)         signed in, not allowed
- ├── Conflict (409)          the request clashes with the current state
- ├── InvalidRequest (422)    well-formed, but a value no honest client sends
- └── UpstreamUnavailable (503)
+ └── InvalidRequest (422)    well-formed, but a value no honest client sends
 """
 
 from __future__ import annotations
@@ -42,16 +40,9 @@ class Forbidden(HealthLockError):
     code, status = "forbidden", 403
 
 
-class Conflict(HealthLockError):
-    code, status = "conflict", 409
-
-
 class InvalidRequest(HealthLockError):
     code, status = "invalid_request", 422
 
-
-class UpstreamUnavailable(HealthLockError):
-    code, status = "upstream_unavailable", 503
 
 
 def _field(loc: tuple[Any, ...]) -> str:

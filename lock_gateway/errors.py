@@ -1,7 +1,6 @@
 """The gateway's error hierarchy: one base, few leaves, each saying what to do about it.
 
     GatewayError
-    ├── ConfigurationError        settings refused at start-up (fix the environment)
     ├── BackendError              the backend did not take a request
     │   ├── BackendUnavailable    transient: connect error, timeout, 5xx, 429 -> retry with backoff
     │   ├── BackendAuthRejected   fatal: 401/403 -> the gateway's token is wrong or revoked; stop
@@ -16,10 +15,6 @@ from __future__ import annotations
 
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
-
-
-class ConfigurationError(GatewayError):
-    pass
 
 
 class BackendError(GatewayError):

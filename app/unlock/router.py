@@ -15,6 +15,7 @@ from app.db import SessionDep
 from app.unlock.policy import NO_TENANCY
 from app.unlock.schemas import AttemptView, RoomView, UnlockRequest
 from app.unlock.service import UnlockServices, is_final, load_attempt, request_unlock
+from app.unlock.transitions import expire_overdue
 from models import Lock, Property, Tenancy, Unit, UnlockAttempt
 
 router = APIRouter(prefix="/api/v1/tenant", tags=["tenant"])
@@ -75,14 +76,13 @@ async def get_attempt(attempt_id: uuid.UUID, tenant: CurrentTenant, session: Ses
 async def list_attempts(tenant: CurrentTenant, session: SessionDep, clock: ClockDep,
                         limit: Annotated[int, Query(ge=1, le=200)] = 50) -> list[AttemptView]:
     now = clock.now()
-    attempt_ids = (
+    await expire_overdue(session, now, tenant_id=tenant.id)
+    attempts = (
         await session.execute(
-            select(UnlockAttempt.id).where(UnlockAttempt.tenant_id == tenant.id)
-            .order_by(UnlockAttempt.requested_at.desc()).limit(limit)
+            select(UnlockAttempt).where(UnlockAttempt.tenant_id == tenant.id)
+            .order_by(UnlockAttempt.requested_at.desc()).limit(limit).execution_options(populate_existing=True)
         )
     ).scalars().all()
-    # Each through load_attempt, so an undelivered command past its expiry reads expired here too.
-    attempts = [await load_attempt(session, tenant, attempt_id, now) for attempt_id in attempt_ids]
     return [AttemptView.of(a, is_final(a, now)) for a in attempts]
 
 

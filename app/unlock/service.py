@@ -20,14 +20,12 @@ from app.health_codes.service import AuthorityReply, ask_authority, record_healt
 from app.locks.place import place_of_lock
 from app.unlock.commands import issue_unlock_command
 from app.unlock.policy import NO_TENANCY, AlertSpec, HealthEvidence, HealthStatus, JurisdictionPolicy, decide
-from app.unlock.transitions import advance_attempt
-from models import Lock, LockCommand, Tenancy, UnlockAttempt, User
+from app.unlock.transitions import expire_overdue
+from models import Lock, Tenancy, UnlockAttempt, User
 from models.alerts import AlertKind, Severity
 from models.unlock import TERMINAL_STATES, AttemptState
 
 FOREIGN_DOOR_WINDOW = dt.timedelta(minutes=10)
-# A pending command is given up this long after its expiry: time for a late gateway result to land.
-EXPIRY_GRACE = dt.timedelta(seconds=5)
 
 
 @dataclass(frozen=True)
@@ -111,6 +109,7 @@ async def _recent_foreign_tries(session: AsyncSession, tenant_id: uuid.UUID, now
 
 async def load_attempt(session: AsyncSession, tenant: User, attempt_id: uuid.UUID, now: dt.datetime) -> UnlockAttempt:
     """The attempt as it stands, with an undelivered command past its expiry marked expired."""
+    await expire_overdue(session, now, attempt_id=attempt_id, tenant_id=tenant.id)
     attempt = (
         await session.execute(
             select(UnlockAttempt).where(UnlockAttempt.id == attempt_id).execution_options(populate_existing=True)
@@ -118,11 +117,6 @@ async def load_attempt(session: AsyncSession, tenant: User, attempt_id: uuid.UUI
     ).scalar_one_or_none()
     if attempt is None or attempt.tenant_id != tenant.id:
         raise NotFound(f"no unlock attempt {attempt_id} of yours", code="attempt_not_found")
-    if attempt.state in (AttemptState.PENDING, AttemptState.SENT):
-        expires_at = await session.scalar(select(LockCommand.expires_at).where(LockCommand.attempt_id == attempt.id))
-        if expires_at is not None and now > expires_at + EXPIRY_GRACE:
-            if await advance_attempt(session, attempt.id, AttemptState.EXPIRED, now):
-                attempt.state, attempt.updated_at = AttemptState.EXPIRED, now
     return attempt
 
 

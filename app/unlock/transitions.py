@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import UnlockAttempt
+from models import LockCommand, UnlockAttempt
 from models.unlock import AttemptState as S
 
 _UNDELIVERED = frozenset({S.PENDING, S.SENT, S.EXPIRED})
@@ -51,3 +51,23 @@ async def advance_attempt(session: AsyncSession, attempt_id: uuid.UUID, new_stat
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# A handed-out command is given up this long after its expiry: time for a late gateway result to land.
+EXPIRY_GRACE = dt.timedelta(seconds=5)
+
+
+async def expire_overdue(session: AsyncSession, now: dt.datetime, *, attempt_id: uuid.UUID | None = None,
+                         tenant_id: uuid.UUID | None = None) -> None:
+    """Mark expired, in one UPDATE, the attempts whose command nobody delivered before it expired."""
+    overdue = select(LockCommand.attempt_id).where(LockCommand.expires_at < now - EXPIRY_GRACE)
+    statement = update(UnlockAttempt).where(
+        UnlockAttempt.state.in_(ALLOWED_FROM[S.EXPIRED]), UnlockAttempt.id.in_(overdue)
+    )
+    if attempt_id is not None:
+        statement = statement.where(UnlockAttempt.id == attempt_id)
+    if tenant_id is not None:
+        statement = statement.where(UnlockAttempt.tenant_id == tenant_id)
+    await session.execute(
+        statement.values(state=S.EXPIRED, updated_at=now).execution_options(synchronize_session=False)
+    )

@@ -11,9 +11,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from app.clock import to_ms
+from app.unlock.service import UNKNOWN_SETTLE, is_final
 from lock_gateway.protocol.lock_frames import Action, CommandFrame
 from models import Alert, HealthCodeStatus, LockCommand, Town, UnlockAttempt
 from models.alerts import AlertKind, Severity
+from models.unlock import AttemptState
 from tests.app.harness import World
 
 TTL_S = 30  # Settings.command_ttl_s default, which the backend fixture keeps
@@ -347,3 +349,12 @@ async def test_authority_outage_fallback_needs_the_code_exactly_as_the_authority
     r = await world.unlock("green", code=world.person("green")["health_code"].lower())
 
     assert (r.json()["state"], r.json()["reason_code"]) == ("denied", "authority_unreachable")
+
+
+def test_unknown_is_reported_final_only_after_it_has_settled() -> None:
+    now = dt.datetime.now(dt.UTC)
+    attempt = UnlockAttempt(state=AttemptState.UNKNOWN, updated_at=now)
+
+    assert not is_final(attempt, now + UNKNOWN_SETTLE - dt.timedelta(seconds=1))
+    assert is_final(attempt, now + UNKNOWN_SETTLE)
+    assert not is_final(UnlockAttempt(state=AttemptState.ACKNOWLEDGED, updated_at=now), now + dt.timedelta(days=1))
